@@ -1,0 +1,49 @@
+"""Backend plugins, found through the entry-point group ``azml_magics.backends``.
+
+A third-party package adds a backend by declaring, in its own ``pyproject.toml``::
+
+    [project.entry-points."azml_magics.backends"]
+    mycloud = "mypkg.backend:MyCloudBackend"
+
+The class needs ``name``, ``extra`` and ``requires`` attributes and the methods of
+:class:`azml_magics.backends.base.Backend`. Loading a backend imports only its module; the heavy
+libraries it needs are imported when it does work.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib.metadata import entry_points
+
+from ..errors import BackendUnavailable
+
+GROUP = "azml_magics.backends"
+
+
+def available() -> dict[str, object]:
+    """Name -> entry point, for every installed backend."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def missing_modules(requires) -> list[str]:
+    return [m for m in requires if importlib.util.find_spec(m) is None]
+
+
+def load(name: str):
+    """Return a new instance of backend ``name``, or a one-line error that says what to install."""
+    eps = available()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise BackendUnavailable(
+            f"no backend named '{name}'; installed backends: {known}. "
+            "Reinstall azml_magics if 'local' or 'azure' is missing."
+        )
+    cls = eps[name].load()
+    missing = missing_modules(getattr(cls, "requires", ()))
+    if missing:
+        extra = getattr(cls, "extra", None)
+        fix = f"pip install 'azml_magics[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+        raise BackendUnavailable(
+            f"the '{name}' backend needs {', '.join(missing)}, which is not installed; run: {fix}"
+        )
+    return cls()
