@@ -357,6 +357,11 @@ def parse_finetune(text: str) -> FinetuneSpec:
             "or use --form."
         )
     located = yaml_lines.load(text, "%%azml_finetune cell")
+    if located.data is None:
+        raise SpecError(
+            "the %%azml_finetune cell is empty (only comments); write at least 'model: <name>' "
+            "(see %%azml_finetune -h), or use --form."
+        )
     return finetune_from_dict(located.data, located)
 
 

@@ -57,7 +57,11 @@ def load(text: str, what: str = "cell") -> LocatedYaml:
         mark = exc.problem_mark or exc.context_mark
         problem = (exc.problem or exc.context or "invalid YAML").strip()
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise SpecError(f"YAML syntax error in the {what} at {where}: {problem}.") from None
+        context = ""
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            cm = exc.context_mark
+            context = f" ({exc.context.strip()} at line {cm.line + 1}, column {cm.column + 1})"
+        raise SpecError(f"YAML syntax error in the {what} at {where}: {problem}{context}.") from None
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors for text input
         raise SpecError(f"YAML error in the {what}: {exc}") from None
     finally:

@@ -1,0 +1,439 @@
+"""The Python API behind every magic: usable from scripts and tests without IPython.
+
+A :class:`Session` holds the connected backend, the workspace and its state record. The module-level
+:func:`session` returns the one the magics share. Every method checks what the user asked for
+completely before it creates, uploads or bills anything, and raises :class:`AzmlError` (one line)
+for user mistakes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import backends as backend_registry
+from .backends.base import (
+    TERMINAL_STATES,
+    ChatParams,
+    ComputeInfo,
+    DataFiles,
+    Endpoint,
+    JobRef,
+    JobStatus,
+    ModelInfo,
+    ModelRef,
+    Workspace,
+)
+from .errors import AzmlError, NotConnected, NotFound, SpecError
+from .spec import DeploySpec, EffectiveParameters, FinetuneSpec, merge_parameters, parse_deploy, parse_finetune
+from .state import WorkspaceState
+
+DEFAULT_HOME = "~/.azml_magics"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("AZML_MAGICS_HOME", DEFAULT_HOME)).expanduser()
+
+
+@dataclass
+class FinetunePlan:
+    """Everything that will be submitted, checked, before anything is created."""
+
+    spec: FinetuneSpec
+    model: ModelInfo
+    compute: ComputeInfo | None
+    effective: EffectiveParameters
+    data: DataFiles | None = None
+    data_report: object = None  # azml_magics.data.ValidationReport, when data was checked
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def display_name(self) -> str:
+        from .spec import pipeline_display_name
+
+        if self.spec.name:
+            return self.spec.name
+        gpus = self.compute.gpus_per_node if self.compute else 1
+        return pipeline_display_name(self.spec.model, self.effective.values, gpus)
+
+
+@dataclass
+class StatusReport:
+    workspace: Workspace | None
+    jobs: list[dict]
+    models: list[dict]
+    endpoints: list[dict]
+    computes: list[dict]
+    data: list[dict]
+
+
+@dataclass
+class Detached:
+    """Returned by :meth:`Session.watch` when the user pressed Ctrl-C: the job keeps running."""
+
+    job: str
+    status: JobStatus | None
+
+
+class Session:
+    """One connection to a backend, plus the state of what it created."""
+
+    def __init__(self, *, home: str | Path | None = None, default_backend: str = "local",
+                 poll_interval: float = 5.0, registry: str = "azureml"):
+        self.home = Path(home).expanduser() if home else default_home()
+        self.default_backend = default_backend
+        self.poll_interval = poll_interval
+        self.registry = registry
+        self.backend = None
+        self.workspace: Workspace | None = None
+        self.state: WorkspaceState | None = None
+
+    # ------------------------------------------------------------------ connect
+    def connect(self, backend: str | None = None, **options) -> Workspace:
+        name = backend or self.default_backend
+        instance = backend_registry.load(name)
+        options = {k: v for k, v in options.items() if v is not None}
+        if "home" in options:
+            self.home = Path(options["home"]).expanduser()
+        options["home"] = str(self.home)
+        options.setdefault("registry", self.registry)
+        workspace = instance.connect(options)
+        self.backend, self.workspace = instance, workspace
+        self.state = WorkspaceState(self.home, workspace.key)
+        return workspace
+
+    @property
+    def connected(self) -> bool:
+        return self.backend is not None
+
+    def require(self):
+        """The connected backend, connecting to the default one on first use."""
+        if self.backend is None:
+            self.connect()
+        return self.backend
+
+    def _state(self) -> WorkspaceState:
+        self.require()
+        return self.state
+
+    # ------------------------------------------------------------------ models
+    def model(self, name: str) -> ModelInfo:
+        name, version, label = split_model_ref(name)
+        return self.require().get_model(name, version=version, label=label)
+
+    def models(self, task: str = "chat-completion") -> list[ModelInfo]:
+        return self.require().list_models(task)
+
+    # ------------------------------------------------------------------ data
+    def prepare_data(self, source: str | None = None, **kwargs):
+        from . import data
+
+        return data.prepare(source or data.DEFAULT_SOURCE, **kwargs)
+
+    def validate_data(self, files, *, model: str | None = None, **kwargs):
+        from . import data
+
+        if model and "tokenizer" not in kwargs:
+            info = self.model(model)
+            kwargs["tokenizer"] = self._tokenizer(info)
+            kwargs.setdefault("supports_system_role", info.supports_system_role)
+        return data.validate(files, **kwargs)
+
+    def summarize_data(self, files, *, model: str | None = None, **kwargs):
+        from . import data
+
+        if model and "tokenizer" not in kwargs:
+            kwargs["tokenizer"] = self._tokenizer(self.model(model))
+        return data.summarize(files, **kwargs)
+
+    def _tokenizer(self, info: ModelInfo):
+        loader = getattr(self.backend, "tokenizer_for", None)
+        return loader(info) if loader else None
+
+    # ------------------------------------------------------------------ fine-tune
+    def plan_finetune(self, spec: FinetuneSpec | str | dict, *, check_data: bool = True) -> FinetunePlan:
+        """Check the spec against the model, the compute allow list, the component and the data."""
+        spec = _as_finetune_spec(spec)
+        backend = self.require()
+        model = self.model(spec.model)
+        if model.archived or model.deprecated:
+            why = "archived" if model.archived else f"deprecated ({model.deprecated})"
+            raise SpecError(
+                f"model {model.name} version {model.version} is {why} in the registry and cannot be fine-tuned; "
+                "pick another with %azml_models (models that support chat-completion fine-tuning)."
+            )
+        compute = backend.check_compute(spec.compute, model)
+        inputs = backend.component_inputs(spec.pipeline_version)
+        derived = {}
+        if compute is not None and compute.gpus_per_node:
+            derived["number_of_gpu_to_use_finetuning"] = compute.gpus_per_node
+        effective = merge_parameters(spec.parameters, model.model_defaults, inputs, derived)
+        effective.ignored = dict(backend.ignored_parameters())
+        plan = FinetunePlan(spec, model, compute, effective)
+        if effective.dropped_model_defaults:
+            plan.notes.append(
+                "model defaults that are not inputs of the component were dropped: "
+                + ", ".join(f"{k}={v}" for k, v in effective.dropped_model_defaults.items())
+            )
+        if check_data:
+            plan.data, plan.data_report = self._prepare_spec_data(spec, model, effective)
+        return plan
+
+    def _prepare_spec_data(self, spec: FinetuneSpec, model: ModelInfo, effective: EffectiveParameters):
+        from . import data
+
+        d = spec.data
+        if d.is_local_files:
+            files = {d.train_split: d.train}
+            if d.test:
+                files[d.test_split] = d.test
+            if d.validation:
+                files["validation"] = d.validation
+        else:
+            prepared = data.prepare(d.source, fraction=d.fraction, rows=d.rows, out=d.folder)
+            files = {k: str(v) for k, v in prepared.files.items() if k in (d.train_split, d.test_split)}
+        max_len = effective.values.get("max_seq_length", -1)
+        report = data.validate(
+            files,
+            tokenizer=self._tokenizer(model),
+            max_seq_length=None if max_len in (-1, None) else int(max_len),
+            supports_system_role=model.supports_system_role,
+            policy=d.policy,
+            train_split=d.train_split,
+            test_split=d.test_split,
+        )
+        report.raise_for_problems()
+        clean_dir = self.home / "data" / "clean"
+        return report.write_clean(clean_dir), report
+
+    def finetune(self, spec: FinetuneSpec | str | dict, *, plan: FinetunePlan | None = None) -> JobRef:
+        """Check everything, then create the compute (if needed) and submit. Returns at once."""
+        plan = plan or self.plan_finetune(spec)
+        backend = self.require()
+        compute = backend.ensure_compute(plan.spec.compute, plan.model)
+        if compute is not None and compute.created:
+            self.state.add("computes", compute.name, size=compute.size)
+        if plan.data is not None:
+            self.state.add("data", plan.data.fingerprint[:16] or "data", train=plan.data.train,
+                           test=plan.data.test, fingerprint=plan.data.fingerprint)
+        job = backend.submit(plan.spec, plan.effective, plan.data, plan.model, compute)
+        self.state.add(
+            "jobs", job.name, display_name=job.display_name or plan.display_name, experiment=job.experiment,
+            model=plan.model.id, url=job.url, state="Submitted",
+        )
+        return job
+
+    # ------------------------------------------------------------------ jobs
+    def jobs(self) -> list[JobStatus]:
+        return self.require().list_jobs()
+
+    def job(self, name: str | None = None) -> JobStatus:
+        return self.require().status(self._job_name(name))
+
+    def _job_name(self, name: str | None) -> str:
+        if name:
+            return name
+        jobs = self._state().list("jobs")
+        if not jobs:
+            raise NotFound("no job yet in this workspace; submit one with %%azml_finetune.")
+        return jobs[-1].name
+
+    def logs(self, name: str | None = None, cursor=None):
+        return self.require().logs(self._job_name(name), cursor)
+
+    def metrics(self, name: str | None = None):
+        return self.require().metrics(self._job_name(name))
+
+    def cancel(self, name: str | None = None) -> JobStatus:
+        name = self._job_name(name)
+        status = self.require().cancel(name)
+        self._state().update("jobs", name, state=status.state)
+        return status
+
+    def watch(self, name: str | None = None, on_update: Callable[[JobStatus], None] | None = None,
+              interval: float | None = None, timeout: float | None = None) -> JobStatus | Detached:
+        """Poll until the job ends, calling ``on_update`` each time; Ctrl-C detaches (the job goes on)."""
+        name = self._job_name(name)
+        interval = self.poll_interval if interval is None else interval
+        start = time.monotonic()
+        status = None
+        try:
+            while True:
+                status = self.require().status(name)
+                if on_update:
+                    on_update(status)
+                if status.state in TERMINAL_STATES:
+                    self._state().update("jobs", name, state=status.state)
+                    return status
+                if timeout is not None and time.monotonic() - start > timeout:
+                    return status
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return Detached(name, status)
+
+    # ------------------------------------------------------------------ models
+    def register(self, job: str | None = None, name: str | None = None, version: str | None = None) -> ModelRef:
+        job = self._job_name(job)
+        ref = self.require().register(job, name=name, version=version)
+        self.state.add("models", f"{ref.name}:{ref.version}", id=ref.id, job=job)
+        return ref
+
+    def _resolve_registered(self, model: str) -> ModelRef:
+        """A model for deployment: 'name:version', 'name@latest', or the last one registered here."""
+        if model in (None, "", "last"):
+            records = self._state().list("models")
+            if not records:
+                raise NotFound("no model registered in this workspace yet; run %azml_register first.")
+            model = records[-1].name
+        resolver = getattr(self.require(), "get_registered_model", None)
+        name, version, label = split_model_ref(model)
+        if resolver is None:
+            return ModelRef(name=name, version=version or "latest", id=model)
+        return resolver(name, version=version, label=label)
+
+    # ------------------------------------------------------------------ endpoints
+    def deploy(self, spec: DeploySpec | str | dict) -> Endpoint:
+        if isinstance(spec, str):
+            spec = parse_deploy(spec)
+        elif isinstance(spec, dict):
+            from .spec import deploy_from_dict
+
+            spec = deploy_from_dict(spec)
+        if spec.endpoint is None:
+            spec.endpoint = f"ultrachat-completion-{int(time.time())}"
+        model = self._resolve_registered(spec.model)
+        endpoint = self.require().deploy(model, spec)
+        self.state.add(
+            "endpoints", endpoint.name, deployment=endpoint.deployment, model=f"{model.name}:{model.version}",
+            instance_type=endpoint.instance_type, instance_count=endpoint.instance_count,
+        )
+        return endpoint
+
+    def endpoints(self) -> list[Endpoint]:
+        return self.require().list_endpoints()
+
+    def _endpoint_name(self, name: str | None) -> str:
+        if name:
+            return name
+        records = self._state().list("endpoints")
+        if not records:
+            raise NotFound("no endpoint in this workspace; deploy one with %azml_deploy.")
+        return records[-1].name
+
+    def invoke(self, endpoint: str | None, request: dict | str | Path) -> dict:
+        if isinstance(request, (str, Path)) and Path(request).exists():
+            import json
+
+            request = json.loads(Path(request).read_text())
+        return self.require().invoke(self._endpoint_name(endpoint), request)
+
+    def chat(self, endpoint: str | None, messages: list[dict] | str, params: ChatParams | None = None) -> str:
+        messages = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
+        params = params or ChatParams()
+        request = {"input_data": {"input_string": messages, "parameters": vars(params)}, "params": {}}
+        response = self.invoke(endpoint, request)
+        return str(response.get("output", ""))
+
+    def stream_chat(self, endpoint: str | None, messages: list[dict], params: ChatParams | None = None) -> Iterator[str]:
+        return self.require().stream_chat(self._endpoint_name(endpoint), messages, params or ChatParams())
+
+    def delete(self, endpoint: str | None = None, *, all: bool = False, compute: str | None = None) -> list[str]:
+        """Delete an endpoint (or everything this workspace's state says we created). Returns what went."""
+        backend = self.require()
+        removed: list[str] = []
+        if all:
+            for record in self.state.list("endpoints"):
+                backend.delete_endpoint(record.name)
+                self.state.remove("endpoints", record.name)
+                removed.append(f"endpoint {record.name}")
+            for record in self.state.list("jobs"):
+                status = None
+                try:
+                    status = backend.status(record.name)
+                except AzmlError:
+                    pass
+                if status is not None and status.state not in TERMINAL_STATES:
+                    backend.cancel(record.name)
+                    removed.append(f"job {record.name} (canceled)")
+            for record in self.state.list("computes"):
+                delete_compute = getattr(backend, "delete_compute", None)
+                if delete_compute:
+                    delete_compute(record.name)
+                    self.state.remove("computes", record.name)
+                    removed.append(f"compute {record.name}")
+            return removed
+        if compute:
+            delete_compute = getattr(backend, "delete_compute", None)
+            if delete_compute is None:
+                raise SpecError(f"the {backend.name} backend has no compute clusters to delete.")
+            delete_compute(compute)
+            self.state.remove("computes", compute)
+            removed.append(f"compute {compute}")
+            if not endpoint:
+                return removed
+        name = self._endpoint_name(endpoint)
+        backend.delete_endpoint(name)
+        self.state.remove("endpoints", name)
+        removed.append(f"endpoint {name}")
+        return removed
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> StatusReport:
+        if self.state is None:
+            return StatusReport(None, [], [], [], [], [])
+        self.state.reload()
+
+        def rows(kind):
+            return [{"name": r.name, "created": r.created, **r.info} for r in self.state.list(kind)]
+
+        return StatusReport(self.workspace, rows("jobs"), rows("models"), rows("endpoints"), rows("computes"), rows("data"))
+
+
+def split_model_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """'name', 'name:3', 'name@latest' -> (name, version, label). URIs and paths pass through whole."""
+    if "://" in ref or ref.startswith((".", "/", "~")):
+        return ref, None, None
+    if "@" in ref:
+        name, label = ref.rsplit("@", 1)
+        return name, None, label or "latest"
+    if ":" in ref:
+        name, version = ref.rsplit(":", 1)
+        return name, version, None
+    return ref, None, "latest"
+
+
+def _as_finetune_spec(spec) -> FinetuneSpec:
+    if isinstance(spec, FinetuneSpec):
+        return spec
+    if isinstance(spec, str):
+        return parse_finetune(spec)
+    if isinstance(spec, dict):
+        from .spec import finetune_from_dict
+
+        return finetune_from_dict(spec)
+    raise SpecError(f"a fine-tune spec is YAML text, a dict or a FinetuneSpec (got {type(spec).__name__}).")
+
+
+_SESSION: Session | None = None
+
+
+def session() -> Session:
+    """The session the magics share (created on first use)."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = Session()
+    return _SESSION
+
+
+def reset_session(new: Session | None = None) -> Session:
+    global _SESSION
+    _SESSION = new or Session()
+    return _SESSION
+
+
+def require_connected(s: Session) -> None:
+    if not s.connected:
+        raise NotConnected("not connected; run %azml_connect first (or %azml_connect --backend local).")

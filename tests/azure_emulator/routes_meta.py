@@ -1,0 +1,80 @@
+"""Cloud metadata (sovereign-cloud discovery) and the Microsoft Entra token endpoints.
+
+The metadata document has one cloud, shaped like ARM's ``/metadata/endpoints`` answer. The token
+endpoint implements the client-credentials grant: any client id with the secret handed out in
+``env`` gets an opaque bearer token (never logged in full).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import parse_qs
+
+from .http import Req, error_response, ok, route
+
+
+@route("GET", "/metadata/endpoints", "cloud_metadata")
+def cloud_metadata(state, req: Req):
+    emu = state.emulator
+    return ok([{
+        "name": emu.cloud_name,
+        "portal": f"{emu.base_url}/portal/",
+        "resourceManager": f"{emu.base_url}/",
+        "authentication": {
+            "loginEndpoint": f"{emu.base_url}/",
+            "audiences": [f"{emu.base_url}/"],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "suffixes": {"storage": emu.storage_suffix, "keyVaultDns": "vault.localhost"},
+        "gallery": f"{emu.base_url}/gallery/",
+        "graph": f"{emu.base_url}/graph/",
+    }])
+
+
+def _openid(state, tenant: str, v2: bool) -> dict:
+    base = f"{state.emulator.base_url}/{tenant}"
+    prefix = f"{base}/oauth2/v2.0" if v2 else f"{base}/oauth2"
+    return {
+        "token_endpoint": f"{prefix}/token",
+        "authorization_endpoint": f"{prefix}/authorize",
+        "device_authorization_endpoint": f"{prefix}/devicecode",
+        "issuer": f"{base}/v2.0" if v2 else base,
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
+        "response_types_supported": ["code", "id_token", "token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+    }
+
+
+@route("GET", "/{tenant}/v2.0/.well-known/openid-configuration", "openid_configuration")
+def openid_v2(state, req: Req):
+    return ok(_openid(state, req.params["tenant"], True))
+
+
+@route("GET", "/{tenant}/.well-known/openid-configuration", "openid_configuration_adfs")
+def openid_adfs(state, req: Req):
+    return ok(_openid(state, req.params["tenant"], False))
+
+
+@route("GET", "/common/discovery/instance", "instance_discovery")
+def instance_discovery(state, req: Req):
+    return ok({"tenant_discovery_endpoint": f"{state.emulator.base_url}/common/v2.0/.well-known/openid-configuration",
+               "api-version": "1.1", "metadata": []})
+
+
+def _token(state, req: Req):
+    form = {k: v[0] for k, v in parse_qs(req.body.decode()).items()}
+    if form.get("grant_type") != "client_credentials":
+        return error_response(400, "unsupported_grant_type", "Only client_credentials is emulated.")
+    if form.get("client_secret") != "emulator-secret" or not form.get("client_id"):
+        return ok({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.",
+                   "error_codes": [7000215]}, status=401)
+    token = "emu." + secrets.token_urlsafe(24)
+    state.tokens.add(token)
+    return ok({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+               "expires_on": int(time.time()) + 3599, "access_token": token})
+
+
+route("POST", "/{tenant}/oauth2/v2.0/token", "token")(_token)
+route("POST", "/{tenant}/oauth2/token", "token_v1")(_token)

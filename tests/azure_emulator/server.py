@@ -1,0 +1,155 @@
+"""The emulator process: HTTPS app (uvicorn in a thread), CONNECT proxy, Azurite; start and stop.
+
+``Emulator`` is the one public handle: ``start()``, ``stop()``, ``info()`` (what serve.py prints),
+``env`` (what a client process needs), ``faults`` (switch faults on), ``requests()`` (the log).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .state import EmulatorState
+
+SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000001"
+RESOURCE_GROUP = "rg-emulator"
+WORKSPACE = "ws-emulator"
+REGISTRY = "azureml"
+TENANT_ID = "adfs"  # see README: ADFS-style tenant skips MSAL's instance discovery on the public cloud
+STORAGE_ACCOUNT = "wsemulatorstore"
+
+
+class Emulator:
+    """An Azure ML REST emulator on https://127.0.0.1:PORT (see README.md)."""
+
+    def __init__(self, *, job_duration: float = 3.0, blob: bool = True, lro_retry_after: float = 0.1) -> None:
+        self._tmp = Path(tempfile.mkdtemp(prefix="azml-emulator-"))
+        self._blob_enabled = blob
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.base_url = f"https://127.0.0.1:{self.port}"
+        self.cloud_name = f"AzureMLEmulator{self.port}"
+        self.subscription_id, self.resource_group = SUBSCRIPTION_ID, RESOURCE_GROUP
+        self.workspace, self.registry = WORKSPACE, REGISTRY
+        self.state = EmulatorState(self, job_duration=job_duration, lro_retry_after=lro_retry_after)
+        self.faults = self.state.faults
+        self._azurite = None
+        self._proxy = None
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = 20.0) -> "Emulator":
+        import uvicorn
+
+        from .app import build_app
+        from .tls import make_tls
+
+        self.tls = make_tls(self._tmp, f"{STORAGE_ACCOUNT}.blob.localhost")
+        if self._blob_enabled:
+            from .blob import Azurite
+            from .proxy import LocalhostProxy
+
+            self._azurite = Azurite(self._tmp, self.tls.cert, self.tls.key, STORAGE_ACCOUNT).start()
+            self._proxy = LocalhostProxy().start()
+        config = uvicorn.Config(
+            build_app(self.state), log_level="warning", ssl_certfile=str(self.tls.cert),
+            ssl_keyfile=str(self.tls.key), lifespan="off", access_log=False, timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._sock.listen(128)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="azure-ml-emulator", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("Azure ML emulator failed to start")
+            time.sleep(0.01)
+        if self._azurite is not None:
+            self._azurite.wait_ready(max(0.5, deadline - time.monotonic()))
+        return self
+
+    def stop(self) -> None:
+        self.state.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._sock.close()
+        if self._proxy is not None:
+            self._proxy.stop()
+        if self._azurite is not None:
+            self._azurite.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- what clients need -----------------------------------------------------------------------
+    @property
+    def storage_suffix(self) -> str:
+        port = self._azurite.port if self._azurite is not None else self.port
+        return f"localhost:{port}"
+
+    @property
+    def storage_account_key(self) -> str:
+        return self._azurite.key if self._azurite is not None else ""
+
+    @property
+    def cloud_metadata(self) -> dict[str, str]:
+        """For ``MLClient(..., cloud=cloud_name, cloud_metadata=...)`` (the SDK's own key names)."""
+        return {
+            "azure_portal": f"{self.base_url}/portal/",
+            "resource_manager": f"{self.base_url}/",
+            "active_directory": f"{self.base_url}/",
+            "aml_resource_id": "https://ml.azure.com/",
+            "storage_endpoint": self.storage_suffix,
+            "registry_discovery_endpoint": f"{self.base_url}/",
+        }
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            "ARM_CLOUD_METADATA_URL": f"{self.base_url}/metadata/endpoints?api-version=2019-05-01",
+            "AZUREML_CURRENT_CLOUD": self.cloud_name,
+            "REGISTRY_DISCOVERY_ENDPOINT_URL": f"{self.base_url}/",
+            "REQUESTS_CA_BUNDLE": str(self.tls.ca_bundle),
+            "SSL_CERT_FILE": str(self.tls.ca_bundle),
+            "AZURE_AUTHORITY_HOST": f"{self.base_url}/",
+            "AZURE_TENANT_ID": TENANT_ID,
+            "AZURE_CLIENT_ID": "emulator-client",
+            "AZURE_CLIENT_SECRET": "emulator-secret",
+        }
+        if self._proxy is not None:
+            env["HTTPS_PROXY"] = env["https_proxy"] = self._proxy.url
+            env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1"
+        return env
+
+    def info(self) -> dict:
+        """The JSON line serve.py prints."""
+        return {
+            "base_url": self.base_url,
+            "ca_bundle": str(self.tls.ca_bundle),
+            "env": self.env,
+            "cloud": self.cloud_name,
+            "cloud_metadata": self.cloud_metadata,
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "workspace": self.workspace,
+            "registry": self.registry,
+        }
+
+    def requests(self) -> list[dict]:
+        return self.state.request_log()
