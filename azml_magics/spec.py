@@ -102,8 +102,12 @@ class FinetuneSpec:
         return self.experiment or f"chat_completion_{base}"
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+        def clean(value):
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items() if v is not None and v != {}}
+            return value
+
+        return clean(asdict(self))
 
     def to_yaml(self) -> str:
         import yaml

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from azml_magics.magics import PARSERS
+from azml_magics.magic_parsers import PARSERS
 from tests.fixtures_core import run_cell
 
 LINE_AND_CELL = {"azml_finetune", "azml_deploy", "azml_chat"}
@@ -32,9 +32,10 @@ def test_line_and_cell_forms_both_registered(ip, name):
     assert name in ip.magics_manager.magics["cell"]
 
 
-def test_question_mark_docstring_is_the_help(ip):
-    doc = ip.magics_manager.magics["line"]["azml_connect"].__doc__
-    assert "usage: %azml_connect" in doc and "--backend" in doc
+def test_question_mark_docstring_points_at_the_help(ip):
+    for name in PARSERS:
+        doc = ip.magics_manager.magics["line"][name].__doc__
+        assert f"%{name} -h" in doc, name
 
 
 def test_all_documented_magics_exist(ip):

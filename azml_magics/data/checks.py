@@ -61,7 +61,7 @@ def check_row(row: dict, supports_system_role: bool = True) -> list[tuple[str, d
     else:
         last = messages[-1]
         last_role = last.get("role") if type(last) is dict else None
-        if last_role != _ASSISTANT and type(last_role) is str:
+        if last_role == _USER or last_role == _SYSTEM:
             problems = _add(problems, "last_not_assistant", role=last_role)
     return problems
 

@@ -62,6 +62,10 @@ def _json_error(raw: bytes, err: Exception) -> tuple[str, dict]:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         return "bad_encoding", {}
+    try:  # parse again without the line end, so the column points into the line
+        orjson.loads(raw.rstrip(b"\r\n"))
+    except orjson.JSONDecodeError as inner:
+        err = inner
     return "bad_json", {"detail": str(err).split(": line ")[0] + _column(err)}
 
 
@@ -172,7 +176,7 @@ def _decoded(reader, line_of) -> Iterator[dict]:
         except StopIteration:
             return
         except UnicodeDecodeError:
-            raise FileProblem("bad_encoding", line_of()) from None
+            raise FileProblem("file_not_utf8", line_of()) from None
 
 
 def _parquet(path: Path) -> Iterator[Item]:

@@ -35,6 +35,8 @@ REASONS: dict[str, Reason] = {r.code: r for r in [
        "write the file again with pandas or pyarrow", "file", "unreadable Parquet files"),
     _R("csv_no_messages", "CSV file has no 'messages' column (columns: {columns})",
        "add a 'messages' column holding each conversation as a JSON list", "file", "CSV files without messages"),
+    _R("file_not_utf8", "file is not UTF-8 text (first bad byte on this line)", "save the file as UTF-8",
+       "file", "files that are not UTF-8"),
     _R("no_rows", "file has no usable rows", "add conversations to the file", "file", "files without usable rows"),
     _R("too_few_train_rows", "only {n} usable training rows; at least {min} are needed",
        "add training rows or fix the rejected ones", "file", "too small training sets"),

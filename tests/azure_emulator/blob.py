@@ -54,7 +54,7 @@ class Azurite:
         self._proc = subprocess.Popen(
             [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--loose",
              "--skipApiVersionCheck", "--disableTelemetry", "--cert", str(self._cert),
-             "--key", str(self._key), "--location", str(data), "--silent", "--inMemoryPersistence"],
+             "--key", str(self._key), "--location", str(data), "--silent"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )

@@ -1,0 +1,3 @@
+from __future__ import annotations
+class DataSummary: ...
+def summarize(*a, **k): raise NotImplementedError

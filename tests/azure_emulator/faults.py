@@ -1,0 +1,93 @@
+"""Fault injection: what a test can switch on, from Python (``emulator.faults``) or over HTTP
+(``POST /_emulator/faults`` with the same field names; ``DELETE`` resets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from .http import error_response
+
+# The text the service puts on a failed pipeline step (shape of a real user error from the
+# fine-tune component); a test may replace it.
+DEFAULT_STEP_ERROR = (
+    "UserError: Execution failed. User process 'python' exited with status code 1. Please check log file "
+    "'user_logs/std_log.txt' for more details. Error: torch.cuda.OutOfMemoryError: CUDA out of memory. "
+    "Tried to allocate 2.00 GiB"
+)
+
+STEPS = ("validation", "model_import", "preprocess", "finetune", "model_converter")
+
+
+@dataclass
+class HttpFault:
+    route: str
+    status: int = 429
+    retry_after: float | None = 1.0
+    times: int = 1
+    method: str | None = None
+
+    def response(self):
+        code = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}.get(
+            self.status, "EmulatedFault")
+        message = {
+            429: "The request was throttled. Retry after the time in the Retry-After header.",
+            500: "An unexpected error occurred in the service. Retry the request.",
+        }.get(self.status, f"Emulated HTTP {self.status}.")
+        headers = {"Retry-After": _fmt(self.retry_after)} if self.retry_after is not None else {}
+        return error_response(self.status, code, message, headers=headers)
+
+
+def _fmt(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+@dataclass
+class Faults:
+    """Per-test switches. Reset between tests by the fixture."""
+
+    archived: bool = False                       # registry model carries the archived flag
+    model_specific_defaults: dict | None = None  # replace the tag (None: the realistic default)
+    failing_step: str | None = None              # one of STEPS: that child job fails
+    failing_step_error: str = DEFAULT_STEP_ERROR
+    lro_delay: float = 0.0                       # seconds every long-running operation stays InProgress
+    endpoint_stuck_creating: bool = False        # endpoint provisioning never finishes
+    job_duration: float | None = None            # seconds from submit to Completed (None: emulator default)
+    http_faults: list[HttpFault] = field(default_factory=list)
+
+    def http(self, route: str, status: int = 429, retry_after: float | None = 1.0, times: int = 1,
+             method: str | None = None) -> HttpFault:
+        """Answer the next TIMES requests to ROUTE (a route name, see README) with STATUS."""
+        fault = HttpFault(route, status, retry_after, times, method.upper() if method else None)
+        self.http_faults.append(fault)
+        return fault
+
+    def take_http_fault(self, route: str, method: str) -> HttpFault | None:
+        for fault in self.http_faults:
+            if fault.route == route and fault.times > 0 and fault.method in (None, method):
+                fault.times -= 1
+                return fault
+        return None
+
+    def reset(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, [] if f.name == "http_faults" else f.default)
+
+    def update(self, values: dict) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - names - {"http"})
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(names)}")
+        if values.get("failing_step") not in (None, *STEPS):
+            raise ValueError(f"failing_step must be one of {STEPS}")
+        for key, value in values.items():
+            if key == "http":
+                for spec in value:
+                    self.http(**spec)
+            elif key != "http_faults":
+                setattr(self, key, value)
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "http_faults"}
+        out["http_faults"] = [vars(h).copy() for h in self.http_faults]
+        return out
