@@ -33,11 +33,11 @@ def row(messages, **extra) -> str:
 # (case id, file name, bytes, validate kwargs, reason, line, message)
 CASES = [
     ("bad_json_truncated", "train_sft.jsonl", lines_with('{"messages": [{"role": "user"'), {},
-     "bad_json", 3, "line is not valid JSON: unexpected end of data (column 29)"),
+     "bad_json", 3, "line is not valid JSON: unexpected end of data (column 30)"),
     ("bad_json_trailing", "train_sft.jsonl", lines_with(row([U, A]) + " ,", at=5), {},
-     "bad_json", 5, "line is not valid JSON: unexpected content after document (column 125)"),
+     "bad_json", 5, "line is not valid JSON: unexpected content after document (column 151)"),
     ("bad_json_single_quotes", "train_sft.jsonl", lines_with("{'messages': []}", at=7), {},
-     "bad_json", 7, "line is not valid JSON: key must be a string (column 2)"),
+     "bad_json", 7, "line is not valid JSON: unexpected character, expected a string key (column 2)"),
     ("bad_encoding", "train_sft.jsonl", lines_with(b'{"messages": "\xff\xfe"}', at=4), {},
      "bad_encoding", 4, "line is not UTF-8 text"),
     ("not_object_string", "train_sft.jsonl", lines_with('"just text"', at=2), {},
@@ -166,7 +166,8 @@ def test_leak_between_train_and_test_reports_both_lines(tmp_path):
 def test_leak_without_prompt_id_uses_first_user_message(tmp_path):
     train = _write(tmp_path, "train.jsonl", b"\n".join(
         json.dumps({"messages": [dict(U, content=f"q{i}"), A]}).encode() for i in range(10)))
-    test = _write(tmp_path, "test.jsonl", json.dumps({"messages": [dict(U, content="q3"), A]}).encode())
+    test = _write(tmp_path, "test.jsonl", b"\n".join(
+        json.dumps({"messages": [dict(U, content=q), A]}).encode() for q in ("q3", "new")))
     report = validate({"train": train, "test": test}, train_split="train", test_split="test")
     assert [(p.reason, p.line) for p in report.problems] == [("leak", 1)]
 

@@ -132,9 +132,9 @@ class Validator:
     def finish(self, expect_train: bool, started: float) -> ValidationReport:
         report = self.report
         if expect_train and report.train_split not in report.files:
+            have = ", ".join(report.files) or "none"
             result = FileResult(report.train_split, Path(f"{report.train_split}.jsonl"), fatal=True)
             report.files[report.train_split] = result
-            have = ", ".join(report.files) or "none"
             self._problem(result, 0, "no_train_split", {"split": report.train_split, "have": have})
         report.seconds = time.perf_counter() - started
         return report

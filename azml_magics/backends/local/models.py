@@ -174,11 +174,11 @@ def model_info(spec_model: str) -> ModelInfo:
     )
 
 
-def load_tokenizer(model: ResolvedModel):
+def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(model.load_path)
+        tok = AutoTokenizer.from_pretrained(model.load_path, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise _offline_hint(model.ref, str(exc).splitlines()[0][:160]) from None
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
@@ -195,12 +195,13 @@ def load_tokenizer(model: ResolvedModel):
     return tok
 
 
-def load_model(model: ResolvedModel, tokenizer=None, dtype: str = "float32"):
+def load_model(model: ResolvedModel, tokenizer=None, dtype: str = "float32", **kwargs):
+    """``kwargs`` go to ``from_pretrained`` (trust_remote_code, ignore_mismatched_sizes)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
-        lm = AutoModelForCausalLM.from_pretrained(model.load_path, dtype=getattr(torch, dtype))
+        lm = AutoModelForCausalLM.from_pretrained(model.load_path, dtype=getattr(torch, dtype), **kwargs)
     except OSError as exc:
         raise _offline_hint(model.ref, str(exc).splitlines()[0][:160]) from None
     if tokenizer is not None and len(tokenizer) > lm.get_input_embeddings().num_embeddings:

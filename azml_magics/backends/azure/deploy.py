@@ -1,0 +1,277 @@
+"""Register the trained model, deploy it to a managed online endpoint, score it, delete it.
+
+The notebook's cells, with what it left out: registration finds an earlier registration of the same
+job instead of adding a duplicate, the instance type is checked against the inference allow list
+before anything is created (the notebook only printed a warning, and the wrong list), and the
+endpoint key is fetched by the SDK and used in memory only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Callable, Iterator
+
+from ...errors import NotFound, RemoteError, SpecError
+from ..base import Endpoint, ModelInfo, ModelRef
+from .modelcard import check_size, sku_list
+from .remote import is_not_found, remote_error
+
+TAG_JOB = "azml.job"
+TAG_BASE = "azml.base_model"
+TAG_INFERENCE = "inference_compute_allow_list"
+TRAINED_OUTPUT = "trained_model"
+
+
+def base_name(model_id_or_name: str) -> str:
+    """'azureml://registries/azureml/models/Phi-3/versions/15' -> 'Phi-3'."""
+    parts = [p for p in str(model_id_or_name).split("/") if p]
+    if "models" in parts and parts.index("models") + 1 < len(parts):
+        return parts[parts.index("models") + 1]
+    return parts[-1].split(":")[0] if parts else str(model_id_or_name)
+
+
+def model_ref(model) -> ModelRef:
+    tags = {str(k): str(v) for k, v in (model.tags or {}).items()}
+    return ModelRef(name=model.name, version=str(model.version), id=model.id, job=tags.get(TAG_JOB), tags=tags)
+
+
+def _find_registration(client, name: str, job: str):
+    try:
+        for model in client.models.list(name=name):
+            if (model.tags or {}).get(TAG_JOB) == job:
+                return model
+    except Exception as err:
+        if not is_not_found(err):
+            raise remote_error(err, f"list versions of model '{name}'") from None
+    return None
+
+
+def register(
+    client, job_name: str, *, name: str | None, version: str | None, foundation: ModelInfo | None,
+    progress: Callable[[str], None],
+) -> ModelRef:
+    """Register ``azureml://jobs/<job>/outputs/trained_model`` as an MLflow model, once per job."""
+    from azure.ai.ml.constants import AssetTypes
+    from azure.ai.ml.entities import Model
+
+    try:
+        job = client.jobs.get(job_name)
+    except Exception as err:
+        raise remote_error(err, f"read job '{job_name}'") from None
+    if str(job.status) != "Completed":
+        raise SpecError(
+            f"job {job_name} is {job.status}; a model can be registered once it has Completed "
+            f"(watch it with %azml_jobs {job_name})."
+        )
+    tags = dict(job.tags or {})
+    base = foundation.name if foundation else tags.get("azml.base_model_name") or base_name(tags.get(TAG_BASE, job_name))
+    name = name or f"{base}-ultrachat-200k".replace("/", "-")
+    existing = _find_registration(client, name, job_name)
+    if existing is not None:
+        progress(f"Job {job_name} is already registered as {existing.name}:{existing.version}; reusing it.")
+        return model_ref(existing)
+    lineage = {TAG_JOB: job_name}
+    if foundation is not None:
+        lineage[TAG_BASE] = foundation.id
+        if foundation.inference_allow_list is not None:
+            lineage[TAG_INFERENCE] = str(foundation.inference_allow_list)
+    elif tags.get(TAG_BASE):
+        lineage[TAG_BASE] = tags[TAG_BASE]
+    model = Model(
+        path=f"azureml://jobs/{job_name}/outputs/{TRAINED_OUTPUT}",
+        type=AssetTypes.MLFLOW_MODEL,
+        name=name,
+        version=version or str(int(time.time())),
+        description=f"{base} fine tuned model for ultrachat 200k chat-completion",
+        tags=lineage,
+    )
+    progress(f"Registering {model.path} as {name}:{model.version} ...")
+    try:
+        return model_ref(client.models.create_or_update(model))
+    except Exception as err:
+        raise remote_error(err, f"register model {name}:{model.version}") from None
+
+
+def get_registered(client, name: str, version: str | None, label: str | None) -> ModelRef:
+    try:
+        if version:
+            return model_ref(client.models.get(name=name, version=version))
+        return model_ref(client.models.get(name=name, label=label or "latest"))
+    except Exception as err:
+        if is_not_found(err):
+            raise NotFound(
+                f"model {name}{':' + version if version else ''} is not registered in this workspace; "
+                "register one with %azml_register."
+            ) from None
+        raise remote_error(err, f"read model {name}") from None
+
+
+def inference_allow_list(model: ModelRef, foundation_lookup: Callable[[str], ModelInfo | None]) -> list[str] | None:
+    """The foundation model's inference allow list: copied at registration, else read from the registry."""
+    if TAG_INFERENCE in model.tags:
+        return sku_list(model.tags[TAG_INFERENCE], TAG_INFERENCE)
+    base = model.tags.get(TAG_BASE)
+    info = foundation_lookup(base) if base else None
+    return info.inference_allow_list if info else None
+
+
+def cost_line(spec) -> str:
+    return (
+        f"{spec.endpoint} bills {spec.instance_count} x {spec.instance_type} for every hour it exists, "
+        f"used or not; delete it with %azml_delete {spec.endpoint} when done."
+    )
+
+
+def _wait(poller, what: str, timeout: float, progress: Callable[[str], None]):
+    start = time.monotonic()
+    last = start
+    while not poller.done():
+        now = time.monotonic()
+        if now - start > timeout:
+            raise RemoteError(
+                f"{what} is still in progress after {int(timeout)} s; it goes on in Azure: check it in the studio, "
+                "or remove it with %azml_delete."
+            )
+        if now - last >= 30:
+            progress(f"  ... {what}: {int(now - start)} s")
+            last = now
+        poller.wait(timeout=min(5.0, max(0.1, timeout - (now - start))))
+    return poller.result()
+
+
+def deploy(client, model: ModelRef, spec, allowed: list[str] | None, *, timeout: float,
+           progress: Callable[[str], None]) -> Endpoint:
+    """Endpoint (key auth), deployment, traffic; every check done before the first create."""
+    from azure.ai.ml.entities import (
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        OnlineRequestSettings,
+        ProbeSettings,
+    )
+
+    info = ModelInfo(name=model.tags.get(TAG_BASE, model.name), version=model.version, id=model.id)
+    check_size(spec.instance_type, allowed, "inference compute", info, "set instance_type to")
+    endpoint = ManagedOnlineEndpoint(
+        name=spec.endpoint,
+        description=spec.description or f"Online endpoint for {model.name}, fine tuned model for ultrachat-200k-chat-completion",
+        auth_mode="key",
+    )
+    settings = {"request_timeout_ms": spec.request_timeout_ms}
+    if spec.max_concurrent_requests_per_instance != 1:
+        settings["max_concurrent_requests_per_instance"] = spec.max_concurrent_requests_per_instance
+    deployment = ManagedOnlineDeployment(
+        name=spec.deployment,
+        endpoint_name=spec.endpoint,
+        model=model.id,
+        instance_type=spec.instance_type,
+        instance_count=spec.instance_count,
+        liveness_probe=ProbeSettings(initial_delay=spec.liveness_initial_delay),
+        request_settings=OnlineRequestSettings(**settings),
+    )
+    progress(cost_line(spec))
+    try:
+        progress(f"Creating endpoint {spec.endpoint} (key auth) ...")
+        _wait(client.begin_create_or_update(endpoint), f"endpoint {spec.endpoint}", timeout, progress)
+        progress(f"Creating deployment {spec.deployment}: {model.name}:{model.version} on "
+                 f"{spec.instance_count} x {spec.instance_type} ...")
+        _wait(client.online_deployments.begin_create_or_update(deployment), f"deployment {spec.deployment}",
+              timeout, progress)
+        endpoint.traffic = {spec.deployment: spec.traffic}
+        progress(f"Routing {spec.traffic}% of traffic to {spec.deployment} ...")
+        _wait(client.begin_create_or_update(endpoint), f"endpoint {spec.endpoint} traffic", timeout, progress)
+    except (SpecError, RemoteError):
+        raise
+    except Exception as err:
+        raise remote_error(err, f"deploy {model.name}:{model.version} to {spec.endpoint}") from None
+    found = get_endpoint(client, spec.endpoint)
+    found.details["cost"] = cost_line(spec)
+    progress(f"Endpoint {spec.endpoint} is {found.state}: {found.scoring_uri}")
+    return found
+
+
+def _endpoint_of(client, ep) -> Endpoint:
+    traffic = dict(ep.traffic or {})
+    deployment = max(traffic, key=traffic.get) if traffic else "demo"
+    instance_type, count, model = None, 1, None
+    try:
+        dep = client.online_deployments.get(name=deployment, endpoint_name=ep.name)
+        instance_type, count = dep.instance_type, int(dep.instance_count or 1)
+        model = str(dep.model) if dep.model else None
+    except Exception:  # an endpoint without a deployment yet
+        pass
+    return Endpoint(
+        name=ep.name, backend="azure", scoring_uri=ep.scoring_uri or "", state=str(ep.provisioning_state or ""),
+        deployment=deployment, model=model, instance_type=instance_type, instance_count=count,
+        openai_base_url=None, details={"traffic": traffic, "auth_mode": ep.auth_mode},
+    )
+
+
+def get_endpoint(client, name: str) -> Endpoint:
+    try:
+        return _endpoint_of(client, client.online_endpoints.get(name=name))
+    except Exception as err:
+        if is_not_found(err):
+            raise NotFound(f"endpoint {name} does not exist in this workspace; see %azml_endpoints.") from None
+        raise remote_error(err, f"read endpoint {name}") from None
+
+
+def list_endpoints(client) -> list[Endpoint]:
+    try:
+        return [_endpoint_of(client, ep) for ep in client.online_endpoints.list()]
+    except Exception as err:
+        raise remote_error(err, "list endpoints") from None
+
+
+def invoke(client, endpoint: str, request: dict, deployment: str | None = None) -> dict:
+    """The notebook's ``online_endpoints.invoke`` (request file, key fetched by the SDK)."""
+    fd, path = tempfile.mkstemp(prefix="azml-score-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(request, fh)
+        kwargs = {"deployment_name": deployment} if deployment else {}
+        raw = client.online_endpoints.invoke(endpoint_name=endpoint, request_file=path, **kwargs)
+    except Exception as err:
+        raise remote_error(err, f"score endpoint {endpoint}") from None
+    finally:
+        os.unlink(path)
+    try:
+        parsed = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    except ValueError:
+        return {"output": str(raw)}
+    if isinstance(parsed, str):
+        return {"output": parsed}
+    if isinstance(parsed, list):
+        return {"output": parsed[0] if len(parsed) == 1 else parsed}
+    return parsed
+
+
+def scoring_target(client, endpoint: str) -> tuple[str, str]:
+    """(scoring URI, key) for clients that stream; the key stays in memory only."""
+    try:
+        ep = client.online_endpoints.get(name=endpoint)
+        keys = client.online_endpoints.get_keys(name=endpoint)
+    except Exception as err:
+        raise remote_error(err, f"read endpoint {endpoint}") from None
+    return ep.scoring_uri, keys.primary_key
+
+
+def delete_endpoint(client, name: str, progress: Callable[[str], None]) -> None:
+    progress(f"Deleting endpoint {name} ...")
+    try:
+        client.online_endpoints.begin_delete(name=name).result()
+    except Exception as err:
+        if is_not_found(err):
+            return
+        raise remote_error(err, f"delete endpoint {name}") from None
+
+
+def stream_chat(client, endpoint: str, messages: list[dict], params) -> Iterator[str]:
+    """A chat turn through ``/score``: a managed MLflow deployment answers whole, so one piece."""
+    from ... import scoring
+
+    request = scoring.build_score_request(messages, params)
+    response = invoke(client, endpoint, request)
+    yield scoring.score_output(response)

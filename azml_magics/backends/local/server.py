@@ -1,0 +1,317 @@
+"""The local endpoint: one process serving one model on 127.0.0.1, like an Azure managed endpoint.
+
+Run by :mod:`azml_magics.backends.local.endpoints` as
+``python -m azml_magics.backends.local.server --model-dir D --key-file F --port P --name N``.
+Routes: ``POST /score`` (Azure's contract), ``POST /v1/chat/completions`` (OpenAI's, streamed as
+server-sent events), ``GET /health`` (no key) and ``/openapi.json``. Every request with a body needs
+``Authorization: Bearer <key>`` (compared in constant time). Bad requests get a 400 that shows the
+expected format, oversize bodies a 413; anything unexpected is logged and answered with a clean 503,
+never a bare 500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import EventSourceResponse
+
+from ...scoring import (
+    CHAT_REQUEST_SCHEMA,
+    EXPECTED_CHAT_FORMAT,
+    EXPECTED_SCORE_FORMAT,
+    MAX_NEW_TOKENS_CAP,
+    SCORE_REQUEST_SCHEMA,
+    BadRequest,
+    ParsedRequest,
+    Reply,
+    chat_chunk,
+    chat_response,
+    error_body,
+    new_id,
+    parse_chat_request,
+    parse_score_request,
+    score_response,
+    usage_of,
+)
+from .generator import Engine, Generated, Job, TextDelta
+
+log = logging.getLogger("azml_magics.endpoint")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_BODY_BYTES = 1_000_000
+MAX_PENDING = 256
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI wrapper: refuses a body over ``limit`` bytes, by its Content-Length or as it streams in."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            response = _too_large(self.limit)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        error_body(f"the request body is over this endpoint's limit of {limit} bytes; send less", code="too_large"),
+        status_code=413,
+    )
+
+
+def _reply(engine: Engine, generated: Generated) -> Reply:
+    return Reply(
+        text=engine.decode(generated.token_ids),
+        finish_reason=generated.finish_reason,
+        prompt_tokens=generated.prompt_tokens,
+        completion_tokens=generated.completion_tokens,
+    )
+
+
+def create_app(
+    engine: Engine,
+    key: str,
+    *,
+    name: str = "local",
+    model_name: str = "local",
+    deployment: str = "demo",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_new_tokens_cap: int = MAX_NEW_TOKENS_CAP,
+    request_timeout: float = 90.0,
+):
+    """The ASGI app (FastAPI inside a body-size limit), serving ``engine`` behind ``key``."""
+    app = FastAPI(
+        title=f"azml_magics local endpoint '{name}'",
+        version="1",
+        description=f"Serves {model_name}. Send `Authorization: Bearer <key>`; read the key with "
+        "`%azml_endpoint_key` or `azml_magics.backends.local.endpoints.read_key`.",
+    )
+    secret = key.encode()
+    headers = {"azureml-model-deployment": deployment}
+
+    def authorized(request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), secret)
+
+    def unauthorized() -> JSONResponse:
+        return JSONResponse(
+            error_body("missing or wrong key: send 'Authorization: Bearer <endpoint key>'", type="authentication_error"),
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    async def read_json(request: Request, expected: str):
+        raw = await request.body()
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"the request body is not valid JSON ({exc})", expected) from None
+
+    def jobs_for(parsed: ParsedRequest, on_token=None) -> list[Job]:
+        if engine.pending() >= MAX_PENDING:
+            raise _Busy()
+        return [Job(engine.encode(c, parsed.params), parsed.params, on_token) for c in parsed.conversations]
+
+    async def generate(jobs: list[Job]) -> list[Generated]:
+        waiting = [asyncio.wrap_future(engine.submit(job)) for job in jobs]
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*waiting), timeout=request_timeout))
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest):
+        return JSONResponse(error_body(exc.message), status_code=400, headers=headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge):
+        return _too_large(max_body_bytes)
+
+    @app.exception_handler(_Busy)
+    async def busy(request: Request, exc: _Busy):
+        return JSONResponse(
+            error_body(f"the endpoint has {MAX_PENDING} requests waiting; retry shortly", type="busy"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(asyncio.TimeoutError)
+    async def timed_out(request: Request, exc: Exception):
+        return JSONResponse(
+            error_body(f"no reply within the endpoint's request timeout of {request_timeout:g} s", type="timeout"),
+            status_code=408,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.error("request to %s failed", request.url.path, exc_info=exc)
+        return JSONResponse(
+            error_body(
+                f"the endpoint could not answer ({type(exc).__name__}); its log has the details",
+                type="server_error",
+            ),
+            status_code=503,
+        )
+
+    @app.get("/health")
+    async def health():
+        """Liveness and readiness; no key needed. The pid lets a client tell this server from another."""
+        return {
+            "status": "ok",
+            "name": name,
+            "model": model_name,
+            "deployment": deployment,
+            "pid": os.getpid(),
+            "pending": engine.pending(),
+            "batches": engine.batches,
+            "largest_batch": engine.largest_batch,
+        }
+
+    def body_doc(schema: dict) -> dict:
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+    @app.post("/score", openapi_extra=body_doc(SCORE_REQUEST_SCHEMA))
+    async def score(request: Request):
+        """Azure's scoring contract: ``{"input_data": {"input_string": [...], "parameters": {...}}}``."""
+        if not authorized(request):
+            return unauthorized()
+        parsed = parse_score_request(await read_json(request, EXPECTED_SCORE_FORMAT), max_new_tokens_cap=max_new_tokens_cap)
+        generated = await generate(jobs_for(parsed))
+        body = score_response([_reply(engine, g) for g in generated], model=model_name, batched_input=parsed.batched_input)
+        return JSONResponse(body, headers={**headers, "x-azml-batch-size": str(max(g.batch_size for g in generated))})
+
+    @app.post("/v1/chat/completions", openapi_extra=body_doc(CHAT_REQUEST_SCHEMA))
+    async def chat_completions(request: Request):
+        """OpenAI's chat completions; ``"stream": true`` answers with server-sent events."""
+        if not authorized(request):
+            return unauthorized()
+        parsed = parse_chat_request(await read_json(request, EXPECTED_CHAT_FORMAT), max_new_tokens_cap=max_new_tokens_cap)
+        if parsed.stream:
+            return _stream(engine, parsed, jobs_for, model_name, request_timeout)
+        (generated,) = await generate(jobs_for(parsed))
+        body = chat_response(_reply(engine, generated), model=model_name)
+        return JSONResponse(body, headers={**headers, "x-azml-batch-size": str(generated.batch_size)})
+
+    return BodyLimit(app, max_body_bytes)
+
+
+class _Busy(Exception):
+    pass
+
+
+def _stream(engine: Engine, parsed: ParsedRequest, jobs_for, model_name: str, timeout: float) -> EventSourceResponse:
+    """Stream one reply as ``chat.completion.chunk`` events; a client that leaves cancels its row."""
+    loop = asyncio.get_running_loop()
+    tokens: asyncio.Queue = asyncio.Queue()
+    (job,) = jobs_for(parsed, lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token))
+    done = asyncio.wrap_future(engine.submit(job))
+    chunk_id, created = new_id("chatcmpl"), int(time.time())
+
+    def event(**fields) -> str:
+        return json.dumps(chat_chunk(chunk_id, model_name, created=created, **fields))
+
+    async def events():
+        text = TextDelta(engine)
+        deadline = loop.time() + timeout
+        try:
+            yield event(role="assistant", content="")
+            while (token := await asyncio.wait_for(tokens.get(), max(0.0, deadline - loop.time()))) is not None:
+                piece = text.push(token)
+                if piece:
+                    yield event(content=piece)
+            generated = await done
+            tail = text.flush()
+            if tail:
+                yield event(content=tail)
+            reply = _reply(engine, generated)
+            usage = usage_of(reply)
+            yield event(content=None, finish_reason=reply.finish_reason, usage=None if parsed.include_usage else usage)
+            if parsed.include_usage:
+                yield event(usage=usage)
+            yield "[DONE]"
+        except Exception as exc:  # the status line is sent: report in-band, as OpenAI's API does
+            log.error("stream failed", exc_info=exc)
+            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "server_error"
+            yield json.dumps(error_body(f"the stream stopped: {type(exc).__name__}", type=kind))
+        finally:
+            job.cancel()
+
+    return EventSourceResponse(events(), sep="\n", ping=15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m azml_magics.backends.local.server", description=__doc__)
+    parser.add_argument("--model-dir", required=True, help="a Hugging Face model folder")
+    parser.add_argument("--key-file", required=True, help="file holding the endpoint key (mode 0600)")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK)
+    parser.add_argument("--name", default="local", help="endpoint name (shown in /health)")
+    parser.add_argument("--model-name", default="local", help="model reference reported in responses")
+    parser.add_argument("--deployment", default="demo")
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--batch-window-ms", type=float, default=3.0)
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS_CAP, help="cap on tokens per reply")
+    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    parser.add_argument("--request-timeout", type=float, default=90.0, help="seconds")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    key = Path(args.key_file).read_text().strip()
+    if not key:
+        print(f"error: the key file {args.key_file} is empty", file=sys.stderr)
+        return 2
+    log.info("loading %s from %s", args.model_name, args.model_dir)
+    try:
+        engine = Engine(args.model_dir, max_batch=args.max_batch, window_ms=args.batch_window_ms, threads=args.threads)
+    except Exception as exc:
+        print(f"error: cannot load the model from {args.model_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(
+        engine, key, name=args.name, model_name=args.model_name, deployment=args.deployment,
+        max_body_bytes=args.max_body_bytes, max_new_tokens_cap=args.max_new_tokens,
+        request_timeout=args.request_timeout,
+    )
+    del key
+    import uvicorn
+
+    log.info("serving endpoint '%s' on http://%s:%d", args.name, args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
