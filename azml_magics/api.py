@@ -206,8 +206,10 @@ class Session:
             test_split=d.test_split,
         )
         report.raise_for_problems()
-        clean_dir = self.home / "data" / "clean"
-        return report.write_clean(clean_dir), report
+        # one folder per plan: a running job keeps reading its own files while the next is prepared
+        clean_dir = self.home / "data" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
+        # a model without a system role gets the system text folded into the first user turn
+        return report.write_clean(clean_dir, fold_system=not model.supports_system_role), report
 
     def finetune(self, spec: FinetuneSpec | str | dict, *, plan: FinetunePlan | None = None) -> JobRef:
         """Check everything, then create the compute (if needed) and submit. Returns at once."""

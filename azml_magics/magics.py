@@ -126,6 +126,8 @@ class AzmlMagics(Magics):
                 kwargs.update(rows=args.rows, fraction=None)
             elif args.fraction is not None:
                 kwargs["fraction"] = args.fraction
+            elif args.sample:
+                kwargs["fraction"] = 1.0  # the sample is small already: keep all of it
             if args.splits:
                 kwargs["splits"] = tuple(x.strip() for x in args.splits.split(",") if x.strip())
             prepared = s.prepare_data(source, **kwargs)

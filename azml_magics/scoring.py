@@ -131,6 +131,10 @@ class ParsedRequest:
 # ----------------------------------------------------------------------------- messages
 def _content_text(content, where: str, expected: str) -> str:
     if isinstance(content, str):
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{where}.content is not valid Unicode (it holds a lone surrogate)", expected) from None
         return content
     if isinstance(content, list):  # OpenAI content parts: only text is understood here
         texts = []
@@ -138,7 +142,7 @@ def _content_text(content, where: str, expected: str) -> str:
             if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
                 raise BadRequest(f"{where}.content parts must be {{'type': 'text', 'text': '...'}}", expected)
             texts.append(part["text"])
-        return "".join(texts)
+        return _content_text("".join(texts), where, expected)
     raise BadRequest(f"{where}.content must be a string, not {_kind(content)}", expected)
 
 

@@ -12,7 +12,12 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
+from ..backends.base import DataFiles
 from ..errors import DataError
+from .checks import fold_system as fold
+from .readers import iter_items
 from .rules import REASONS
 
 MAX_PROBLEMS = 10_000  # problems kept in full; counts stay exact beyond this
@@ -132,10 +137,6 @@ class ValidationReport:
         Under ``strict`` a report with errors raises instead. ``fold_system`` rewrites system
         messages into the first user message, for models without a system role.
         """
-        from ..backends.base import DataFiles
-        from .readers import iter_items
-        import orjson
-
         self.raise_for_problems()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -156,8 +157,6 @@ class ValidationReport:
                     if fold_system or item.raw is None:
                         row = item.row
                         if fold_system:
-                            from .checks import fold_system as fold
-
                             row = dict(row, messages=fold(row["messages"]))
                         data = orjson.dumps(row) + b"\n"
                     else:
@@ -190,6 +189,9 @@ class ValidationReport:
             out.append(f"  {count} x {code} [{reason.scope}]: {reason.title}. Fix: {examples[0].fix}")
             out += [f"      {p}" for p in examples]
         return "\n".join(out)
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's text/plain
+        printer.text(str(self))
 
     def _repr_html_(self) -> str:
         e = html.escape

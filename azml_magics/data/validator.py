@@ -68,8 +68,9 @@ class Validator:
     def _problem(self, result: FileResult, line: int, code: str, fields: dict) -> None:
         self.report.add(Problem(str(result.path), line, code, render(code, **fields), result.unit, fields))
 
-    def run(self, split: str, path: Path, items: Iterable[Item] | None = None) -> Iterator[Item]:
-        """Check every row of one split; yield the rows that have no errors."""
+    def run(self, split: str, path: Path, items: Iterable[Item] | None = None, *,
+            keep_bad: bool = False) -> Iterator[Item]:
+        """Check every row of one split; yield the rows that have no errors (all rows with keep_bad)."""
         path = Path(path)
         result = FileResult(split, path, unit_of(path) if items is None else "row")
         self.report.files[split] = result
@@ -88,6 +89,8 @@ class Validator:
                 if item.problem is not None:
                     self._problem(result, item.line, *item.problem)
                     bad.add(item.line)
+                    if keep_bad:
+                        yield item
                     continue
                 row = item.row
                 problems = check_row(row, sys_ok)
@@ -103,6 +106,8 @@ class Validator:
                         self._problem(result, item.line, code, fields)
                     if any(code not in warning for code, _ in problems):
                         bad.add(item.line)
+                        if keep_bad:
+                            yield item
                         continue
                 if collect:
                     key = prompt_key(row)

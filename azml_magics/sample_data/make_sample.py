@@ -54,25 +54,26 @@ GREETINGS = [
 WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
 
-def _capital(rng: random.Random) -> list[tuple[str, str]]:
-    country = rng.choice(sorted(CAPITALS))
-    ask = rng.choice(["What is the capital of {c}?", "Which city is the capital of {c}?",
-                      "Tell me the capital of {c}."]).format(c=country)
-    turns = [(ask, f"The capital of {country} is {CAPITALS[country]}.")]
-    if rng.random() < 0.3:
-        other = rng.choice(sorted(CAPITALS))
-        turns.append((f"And {other}?", f"The capital of {other} is {CAPITALS[other]}."))
+def _lookup(rng: random.Random, table: dict[str, str], asks: list[str], answer: str, follow: str,
+            p_follow: float) -> list[tuple[str, str]]:
+    """A question about one key of ``table``, sometimes followed by "and this one?"."""
+    key = rng.choice(sorted(table))
+    turns = [(rng.choice(asks).format(k=key), answer.format(k=key, K=key[0].upper() + key[1:], v=table[key]))]
+    if rng.random() < p_follow:
+        other = rng.choice(sorted(table))
+        turns.append((follow.format(k=other),
+                      answer.format(k=other, K=other[0].upper() + other[1:], v=table[other])))
     return turns
+
+
+def _capital(rng: random.Random) -> list[tuple[str, str]]:
+    asks = ["What is the capital of {k}?", "Which city is the capital of {k}?", "Tell me the capital of {k}."]
+    return _lookup(rng, CAPITALS, asks, "The capital of {k} is {v}.", "And {k}?", 0.3)
 
 
 def _colour(rng: random.Random) -> list[tuple[str, str]]:
-    thing = rng.choice(sorted(COLOURS))
-    ask = rng.choice(["What colour is {t}?", "Which colour is {t}?"]).format(t=thing)
-    turns = [(ask, f"{thing[0].upper()}{thing[1:]} is {COLOURS[thing]}.")]
-    if rng.random() < 0.25:
-        other = rng.choice(sorted(COLOURS))
-        turns.append((f"What about {other}?", f"{other[0].upper()}{other[1:]} is {COLOURS[other]}."))
-    return turns
+    asks = ["What colour is {k}?", "Which colour is {k}?"]
+    return _lookup(rng, COLOURS, asks, "{K} is {v}.", "What about {k}?", 0.25)
 
 
 def _arithmetic(rng: random.Random) -> list[tuple[str, str]]:

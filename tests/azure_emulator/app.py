@@ -8,8 +8,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from . import routes_control, routes_jobs, routes_meta, routes_registry, routes_scoring, routes_workspace  # noqa: F401
-from .http import ROUTES, Req, ServiceError, error_response
+from . import routes_control, routes_endpoints, routes_jobs, routes_meta, routes_registry, routes_workspace  # noqa: F401
+from .routing import ROUTES, Req, ServiceError, error_response
 
 
 def _wrap(state, name: str, fn):

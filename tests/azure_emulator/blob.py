@@ -84,3 +84,13 @@ class Azurite:
                 self._proc.wait()
         if getattr(self, "_log", None):
             self._log.close()
+
+    def create_container(self, name: str, ca_bundle: Path) -> None:
+        """The workspace's blob container exists from the start, as in a real workspace."""
+        from azure.storage.blob import BlobServiceClient
+
+        client = BlobServiceClient(f"https://127.0.0.1:{self.port}/{self.account}",
+                                   credential={"account_name": self.account, "account_key": self.key},
+                                   connection_verify=str(ca_bundle))
+        with client:
+            client.create_container(name)

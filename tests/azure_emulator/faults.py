@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from .http import error_response
+from .routing import error_response
+from .resources import retry_after_headers
 
 # The text the service puts on a failed pipeline step (shape of a real user error from the
 # fine-tune component); a test may replace it.
@@ -34,12 +35,7 @@ class HttpFault:
             429: "The request was throttled. Retry after the time in the Retry-After header.",
             500: "An unexpected error occurred in the service. Retry the request.",
         }.get(self.status, f"Emulated HTTP {self.status}.")
-        headers = {"Retry-After": _fmt(self.retry_after)} if self.retry_after is not None else {}
-        return error_response(self.status, code, message, headers=headers)
-
-
-def _fmt(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+        return error_response(self.status, code, message, headers=retry_after_headers(self.retry_after))
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .http import ServiceError, ok
+from .routing import ServiceError, ok
 
 PROVIDER = "Microsoft.MachineLearningServices"
 
@@ -55,7 +55,7 @@ def check_workspace(state, params: dict) -> None:
 def lro_accepted(state, body: dict | None, op, *, status: int = 201, location: bool = False):
     """PUT/DELETE answer of a long-running operation: Azure-AsyncOperation (and Location) to poll."""
     url = f"{state.emulator.base_url}/_operations/{op.id}?api-version=2024-04-01"
-    headers = {"Azure-AsyncOperation": url, "Retry-After": _retry_after(state)}
+    headers = {"Azure-AsyncOperation": url, **retry_after_headers(state.lro_retry_after)}
     if location:
         headers["Location"] = url + "&location=1"
     if body is None:
@@ -65,6 +65,11 @@ def lro_accepted(state, body: dict | None, op, *, status: int = 201, location: b
     return ok(body, status=status, headers=headers)
 
 
-def _retry_after(state) -> str:
-    value = float(state.lro_retry_after)
-    return str(int(value)) if value.is_integer() else str(value)
+def retry_after_headers(seconds: float | None) -> dict[str, str]:
+    """Whole seconds go in Retry-After (the SDK reads it as an int); sub-second waits, which speed up
+    tests, in x-ms-retry-after-ms (azure-core honours it when Retry-After is absent)."""
+    if seconds is None:
+        return {}
+    if float(seconds).is_integer() and seconds >= 1:
+        return {"Retry-After": str(int(seconds))}
+    return {"x-ms-retry-after-ms": str(int(round(float(seconds) * 1000)))}

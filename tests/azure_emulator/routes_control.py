@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .http import Req, error_response, ok, route
+from .routing import Req, error_response, ok, route
 
 
 @route("GET", "/_emulator/requests", "control_requests")

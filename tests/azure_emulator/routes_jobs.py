@@ -1,1 +1,283 @@
-"""(filled in below)"""
+"""Jobs: ARM pipeline job create (validated like the service) / get / list / cancel, and the run-history
+and log calls ``jobs.stream`` makes. Each job runs on a clock (see ``state.Job``) with five child
+steps; logs grow with the clock.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from . import catalog
+from .faults import STEPS
+from .routing import Req, ServiceError, ok, route
+from .resources import check_workspace, iso, page, resource, system_data, ws_scope
+from .routes_workspace import DATASTORES, WS
+
+STEP_DISPLAY = {"validation": "Common Validation", "model_import": "Model Import",
+                "preprocess": "Data Preprocess", "finetune": "Finetune", "model_converter": "MLflow Model Converter"}
+HISTORY = "/history/v1.0" + WS
+
+
+# -- validation ------------------------------------------------------------------------------------
+def _bad(message: str, target: str | None = None):
+    details = [{"code": "UserError", "message": message, "target": target}] if target else None
+    return ServiceError(400, "UserError", message, details)
+
+
+def _check_literal(name: str, spec: dict, value) -> None:
+    kind = spec["type"]
+    text = str(value)
+    if text.startswith("${{"):
+        return  # a binding to a parent input
+    try:
+        if kind == "integer":
+            int(text)
+        elif kind == "number":
+            float(text)
+        elif kind == "boolean" and text.lower() not in ("true", "false"):
+            raise ValueError
+    except ValueError:
+        raise _bad(f"Input '{name}' has type {kind} but got value {text!r} that cannot be parsed as {kind}.",
+                   f"inputs.{name}") from None
+    if spec.get("enum") and text not in spec["enum"]:
+        raise _bad(f"Input '{name}' must be one of {spec['enum']}, got {text!r}.", f"inputs.{name}")
+
+
+def _validate_step(state, step_name: str, step: dict) -> None:
+    component_id = step.get("componentId") or ""
+    prefix = f"azureml://registries/{state.emulator.registry}/components/"
+    if not component_id.startswith(prefix):
+        raise _bad(f"Component {component_id!r} of step {step_name!r} was not found.", f"jobs.{step_name}")
+    cname, _, version = component_id[len(prefix):].partition("/versions/")
+    if version not in catalog.COMPONENTS.get(cname, []):
+        raise _bad(f"Component {component_id!r} of step {step_name!r} was not found.", f"jobs.{step_name}")
+    spec_inputs = catalog.pipeline_component_spec()["inputs"]
+    given = step.get("inputs") or {}
+    unknown = sorted(set(given) - set(spec_inputs))
+    if unknown:
+        raise _bad(f"Step {step_name!r}: input(s) {unknown} are not defined in component {cname}:{version}.",
+                   f"jobs.{step_name}.inputs.{unknown[0]}")
+    for name, value in given.items():
+        spec = spec_inputs[name]
+        kind = value.get("job_input_type") or value.get("jobInputType")
+        if spec["type"] in ("string", "integer", "number", "boolean"):
+            if kind != "literal":
+                raise _bad(f"Input '{name}' has type {spec['type']} but got a {kind} asset.", f"inputs.{name}")
+            _check_literal(name, spec, value.get("value"))
+            if name.startswith("compute_") and value.get("value") not in ("serverless", None):
+                if value["value"] not in state.computes:
+                    raise _bad(f"Compute '{value['value']}' (input {name}) was not found in workspace "
+                               f"{state.emulator.workspace}. Create it or use an existing compute.", f"inputs.{name}")
+        else:
+            if kind != spec["type"]:
+                raise _bad(f"Input '{name}' must be a {spec['type']} asset, got {kind}.", f"inputs.{name}")
+            _check_asset_uri(state, name, value.get("uri") or "")
+    missing = [n for n, s in spec_inputs.items() if not s.get("optional") and "default" not in s and n not in given]
+    if missing:
+        raise _bad(f"Required input(s) {missing} of component {cname} are missing.", f"jobs.{step_name}.inputs")
+
+
+def _check_asset_uri(state, name: str, uri: str) -> None:
+    if uri.startswith("azureml://datastores/"):
+        store = uri.split("/")[3]
+        if store not in DATASTORES:
+            raise _bad(f"Input '{name}': datastore '{store}' was not found.", f"inputs.{name}")
+    elif not (uri.startswith("azureml://registries/") or uri.startswith("azureml:") or uri.startswith("https://")):
+        raise _bad(f"Input '{name}': {uri!r} is not a valid asset URI.", f"inputs.{name}")
+
+
+def validate_job(state, body: dict) -> dict:
+    props = body.get("properties") if isinstance(body, dict) else None
+    if not isinstance(props, dict):
+        raise _bad("The request body must be a job with 'properties'.")
+    job_type = props.get("jobType")
+    if job_type != "Pipeline":
+        if not props.get("computeId"):
+            raise _bad("Compute is required: set 'computeId' on the job.", "computeId")
+        raise _bad(f"Job type {job_type!r} is not emulated; only Pipeline jobs are.", "jobType")
+    jobs = props.get("jobs") or {}
+    if not jobs:
+        raise _bad("A pipeline job needs at least one step in 'jobs'.", "jobs")
+    default_compute = (props.get("settings") or {}).get("default_compute")
+    if default_compute and default_compute.split("/")[-1] not in state.computes:
+        raise _bad(f"Default compute '{default_compute}' was not found.", "settings.default_compute")
+    for step_name, step in jobs.items():
+        _validate_step(state, step_name, step)
+    return props
+
+
+# -- bodies ----------------------------------------------------------------------------------------
+def _job_body(state, name: str) -> dict:
+    job = state.jobs[name]
+    now = time.time()
+    props = dict(job.body["properties"])
+    base = state.emulator.base_url
+    props["status"] = job.state(now)
+    props["experimentName"] = job.experiment
+    props["services"] = {
+        "Tracking": {"jobServiceType": "Tracking", "endpoint": f"azureml://eastus.api.azureml.ms/mlflow/v1.0{ws_scope(state)}?"},
+        "Studio": {"jobServiceType": "Studio", "endpoint": f"{base}/studio/runs/{name}?wsid={ws_scope(state)}"},
+    }
+    outputs = {}
+    for out_name, out in (props.get("outputs") or {}).items():
+        out = dict(out)
+        out.setdefault("uri", f"azureml://datastores/workspaceblobstore/paths/azureml/{name}/{out_name}/")
+        out.setdefault("mode", "ReadWriteMount")
+        outputs[out_name] = out
+    props["outputs"] = outputs
+    props.setdefault("isArchived", False)
+    props["properties"] = {**(props.get("properties") or {}), "azureml.runsource": "azureml.PipelineRun",
+                           "runSource": "MFE", "runType": "HTTP", "azureml.parameters": "{}"}
+    return resource(f"{ws_scope(state)}/jobs/{name}", "workspaces/jobs", name, props,
+                    systemData=system_data(iso(job.created)))
+
+
+@route("PUT", WS + "/jobs/{name}", "job_create")
+def job_create(state, req: Req):
+    check_workspace(state, req.params)
+    name = req.params["name"]
+    if name in state.jobs:
+        raise ServiceError(409, "UserError", f"A job with name {name} already exists; job names are unique.")
+    props = validate_job(state, req.json)
+    state.new_job(name, {"properties": props}, props.get("experimentName") or "Default")
+    return ok(_job_body(state, name), status=201)
+
+
+@route("GET", WS + "/jobs/{name}", "job_get")
+def job_get(state, req: Req):
+    check_workspace(state, req.params)
+    if req.params["name"] not in state.jobs:
+        raise ServiceError(404, "UserError", f"Job {req.params['name']} not found.")
+    return ok(_job_body(state, req.params["name"]))
+
+
+@route("GET", WS + "/jobs", "job_list")
+def job_list(state, req: Req):
+    check_workspace(state, req.params)
+    names = sorted(state.jobs, key=lambda n: state.jobs[n].created, reverse=True)
+    return page([_job_body(state, n) for n in names])
+
+
+@route("POST", WS + "/jobs/{name}/cancel", "job_cancel")
+def job_cancel(state, req: Req):
+    check_workspace(state, req.params)
+    job = state.jobs.get(req.params["name"])
+    if job is None:
+        raise ServiceError(404, "UserError", f"Job {req.params['name']} not found.")
+    if job.state(time.time()) in ("Completed", "Failed", "Canceled"):
+        raise ServiceError(400, "UserError", f"Job {job.name} is already in a terminal state and cannot be canceled.")
+    job.canceled_at = time.time() + 0.2
+    from starlette.responses import Response
+
+    op = state.new_operation()
+    url = f"{state.emulator.base_url}/_operations/{op.id}?api-version=2024-04-01&location=1"
+    return Response(status_code=202, headers={"Location": url, "x-ms-retry-after-ms": "100"})
+
+
+# -- run history -----------------------------------------------------------------------------------
+def _job_or_step(state, run_id: str):
+    if run_id in state.jobs:
+        return state.jobs[run_id], None
+    for job in state.jobs.values():
+        for step, rid in job.run_ids.items():
+            if rid == run_id:
+                return job, step
+    raise ServiceError(404, "UserError", f"Run {run_id} was not found.")
+
+
+def _run_status(job, step, now):
+    if step is None:
+        return job.state(now), job.created + job.duration * 0.2, job.end_time(now)
+    return job.step_state(step, now)
+
+
+def _run(state, job, step) -> dict:
+    now = time.time()
+    status, start, end = _run_status(job, step, now)
+    run_id = job.name if step is None else job.run_ids[step]
+    run = {
+        "runId": run_id, "runUuid": str(uuid.uuid5(uuid.NAMESPACE_URL, run_id)), "rootRunId": job.name,
+        "parentRunId": None if step is None else job.name, "experimentId": str(uuid.uuid5(uuid.NAMESPACE_URL, job.experiment)),
+        "status": status, "createdUtc": iso(job.created), "startTimeUtc": iso(start) if status != "NotStarted" and start else None,
+        "endTimeUtc": iso(end) if end else None, "displayName": STEP_DISPLAY[step] if step else job.body["properties"].get("displayName"),
+        "name": step, "runType": "azureml.StepRun" if step else "azureml.PipelineRun",
+        "target": None if step is None else "gpu-cluster-big", "tags": {}, "properties": {}, "hidden": False,
+        "logFiles": _log_files(state, run_id, step),
+    }
+    if status == "Failed":
+        message = job.fail_error if step in (None, job.fail_step) else "Canceled due to a failure of a previous step."
+        run["error"] = {"error": {"code": "UserError", "message": message if step == job.fail_step or step is None
+                                  else message}}
+        if step is None:
+            run["error"]["error"]["message"] = (f"Pipeline has failed child jobs. Failed nodes: /{job.fail_step}. "
+                                                f"{job.fail_error}")
+    run["warnings"] = []
+    return run
+
+
+def _log_files(state, run_id: str, step: str | None) -> dict:
+    base = f"{state.emulator.base_url}/_logs/{run_id}"
+    if step is None:
+        return {"logs/azureml/executionlogs.txt": f"{base}/logs/azureml/executionlogs.txt?sv=2019-02-02&sr=b&sig=emulated"}
+    return {"user_logs/std_log.txt": f"{base}/user_logs/std_log.txt?sv=2019-02-02&sr=b&sig=emulated"}
+
+
+@route("GET", HISTORY + "/runs/{runId}/details", "run_details")
+def run_details(state, req: Req):
+    job, step = _job_or_step(state, req.params["runId"])
+    return ok(_run(state, job, step))
+
+
+@route("GET", HISTORY + "/runs/{runId}", "run_get")
+def run_get(state, req: Req):
+    job, step = _job_or_step(state, req.params["runId"])
+    return ok(_run(state, job, step))
+
+
+@route("GET", HISTORY + "/runs/{runId}/children", "run_children")
+def run_children(state, req: Req):
+    job, step = _job_or_step(state, req.params["runId"])
+    if step is not None:
+        return ok({"value": [], "continuationToken": None})
+    now = time.time()
+    children = [_run(state, job, s) for s in STEPS if job.step_state(s, now)[0] != "NotStarted"]
+    return ok({"value": children, "continuationToken": None})
+
+
+def log_text(job, step: str | None, now: float) -> str:
+    """The log a run has written by NOW: pipeline execution log or a step's std_log."""
+    lines = []
+    if step is None:
+        lines.append(f"[{iso(job.created)}] Submitting {len(STEPS)} runs, first five are: "
+                     + ", ".join(f"{s}:{job.run_ids[s]}" for s in STEPS))
+        for s in STEPS:
+            status, start, end = job.step_state(s, now)
+            if start:
+                lines.append(f"[{iso(start)}] Execution of step {s} ({job.run_ids[s]}) started.")
+            if end and status in ("Completed", "Failed", "Canceled"):
+                lines.append(f"[{iso(end)}] Execution of step {s} ({job.run_ids[s]}) {status.lower()}.")
+        if job.state(now) == "Completed":
+            lines.append(f"[{iso(job.end_time(now))}] The activity completed successfully. Finalizing run...")
+        return "\n".join(lines) + "\n"
+    status, start, end = job.step_state(step, now)
+    if not start:
+        return ""
+    lines.append(f"{iso(start)} INFO  {STEP_DISPLAY[step]} started on gpu-cluster-big")
+    if step == "finetune":
+        steps_done = int(10 * min(1.0, (now - start) / max(1e-6, (end or now) - start))) if status == "Running" else 10
+        for i in range(1, steps_done + 1):
+            lines.append(f"{{'loss': {2.5 / (1 + 0.3 * i):.4f}, 'learning_rate': 5e-06, 'epoch': {i / 10:.1f}, 'step': {i}}}")
+    if status == "Failed":
+        lines.append(job.fail_error)
+    elif status == "Completed":
+        lines.append(f"{iso(end)} INFO  {STEP_DISPLAY[step]} completed")
+    return "\n".join(lines) + "\n"
+
+
+@route("GET", "/_logs/{runId}/{path:path}", "log_download")
+def log_download(state, req: Req):
+    job, step = _job_or_step(state, req.params["runId"])
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse(log_text(job, step, time.time()))

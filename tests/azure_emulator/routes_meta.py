@@ -7,11 +7,14 @@ endpoint implements the client-credentials grant: any client id with the secret 
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
+import uuid
 from urllib.parse import parse_qs
 
-from .http import Req, error_response, ok, route
+from .routing import Req, error_response, ok, route
 
 
 @route("GET", "/metadata/endpoints", "cloud_metadata")
@@ -19,7 +22,7 @@ def cloud_metadata(state, req: Req):
     emu = state.emulator
     return ok([{
         "name": emu.cloud_name,
-        "portal": f"{emu.base_url}/portal/",
+        "portal": "https://portal.emulator.localhost/",  # the SDK derives the ML audience from its suffix
         "resourceManager": f"{emu.base_url}/",
         "authentication": {
             "loginEndpoint": f"{emu.base_url}/",
@@ -70,10 +73,26 @@ def _token(state, req: Req):
     if form.get("client_secret") != "emulator-secret" or not form.get("client_id"):
         return ok({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.",
                    "error_codes": [7000215]}, status=401)
-    token = "emu." + secrets.token_urlsafe(24)
+    scope = (form.get("scope") or form.get("resource") or "").split()[0] if (form.get("scope") or form.get("resource")) else ""
+    token = _jwt(scope.removesuffix("/.default").removesuffix(".default"), form["client_id"])
     state.tokens.add(token)
     return ok({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
                "expires_on": int(time.time()) + 3599, "access_token": token})
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _jwt(audience: str, client_id: str) -> str:
+    """An access token shaped like Entra's (the SDK reads ``aud`` and ``tid`` from it, unverified);
+    the signature is random bytes, so it is only good against this emulator."""
+    now = int(time.time())
+    claims = {"aud": audience, "iss": "https://sts.emulator.localhost/00000000-0000-4000-8000-0000000000aa/",
+              "iat": now, "nbf": now, "exp": now + 3599, "appid": client_id, "oid": str(uuid.UUID(int=9)),
+              "tid": "00000000-0000-4000-8000-0000000000aa", "sub": client_id, "jti": secrets.token_hex(8)}
+    header = {"alg": "RS256", "typ": "JWT", "kid": "emulator"}
+    return f"{_b64(header)}.{_b64(claims)}.{secrets.token_urlsafe(32)}"
 
 
 route("POST", "/{tenant}/oauth2/v2.0/token", "token")(_token)

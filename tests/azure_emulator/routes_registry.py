@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .http import Req, ok, route
+from .routing import Req, ok, route
 
 REGISTRY_SUBSCRIPTION = "00000000-0000-4000-8000-00000000beef"
 REGISTRY_RESOURCE_GROUP = "registry-builtin-prod-eastus-01"
@@ -27,7 +27,7 @@ def registry_discovery(state, req: Req):
 
 
 def _not_found_registry(name: str):
-    from .http import error_response
+    from .routing import error_response
 
     return error_response(404, "RegistryNotFound", f"Registry {name} not found.")
 
@@ -35,16 +35,12 @@ def _not_found_registry(name: str):
 # -- models and components (registry data plane, api-version 2021-10-01-dataplanepreview) ----------
 
 from . import catalog  # noqa: E402
-from .http import ServiceError  # noqa: E402
+from .routing import ServiceError  # noqa: E402
 from .resources import PROVIDER, page, resource, system_data  # noqa: E402
 
 _REG = ("/mferp/managementfrontend/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
         f"/providers/{PROVIDER}/registries/{{registryName}}")
 
-
-def _reg_scope(state) -> str:
-    return (f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}/providers/{PROVIDER}"
-            f"/registries/{state.emulator.registry}")
 
 
 def _check_registry(state, params) -> None:
@@ -108,7 +104,7 @@ def registry_model_get(state, req: Req):
 
 
 def ok_json(body):
-    from .http import ok
+    from .routing import ok
 
     return ok(body)
 

@@ -1,1 +1,300 @@
-"""(filled in below)"""
+"""Workspace-scoped ARM routes: workspace + discovery, computes and VM sizes, datastores, data assets,
+models, and the long-running-operation status URL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+
+from .routing import Req, ServiceError, ok, route
+from .resources import PROVIDER, retry_after_headers, check_workspace, lro_accepted, now_iso, page, resource, system_data, ws_scope
+
+LOCATION = "eastus"
+WS = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
+      f"{PROVIDER}/workspaces/{{workspaceName}}")
+WORKSPACE_ID = "5f1c7a52-1d2b-4e35-9a7b-0e1a2b3c4d5e"
+BLOB_CONTAINER = f"azureml-blobstore-{WORKSPACE_ID}"
+
+# name, vCPUs, GPUs, memory GB: the sizes the notebook and the allow lists name, plus CPU sizes.
+VM_SIZES = [
+    ("Standard_DS3_v2", "standardDSv2Family", 4, 0, 14.0), ("Standard_D12_v2", "standardDv2Family", 4, 0, 28.0),
+    ("Standard_NC6s_v3", "standardNCSv3Family", 6, 1, 112.0), ("Standard_NC12s_v3", "standardNCSv3Family", 12, 2, 224.0),
+    ("Standard_NC24s_v3", "standardNCSv3Family", 24, 4, 448.0), ("Standard_NC24rs_v3", "standardNCSv3Family", 24, 4, 448.0),
+    ("Standard_ND40rs_v2", "standardNDSv2Family", 40, 8, 672.0), ("Standard_NC4as_T4_v3", "standardNCASv3_T4Family", 4, 1, 28.0),
+    ("Standard_NC24ads_A100_v4", "standardNCADSA100v4Family", 24, 1, 220.0),
+    ("Standard_NC48ads_A100_v4", "standardNCADSA100v4Family", 48, 2, 440.0),
+    ("Standard_NC96ads_A100_v4", "standardNCADSA100v4Family", 96, 4, 880.0),
+    ("Standard_ND96asr_v4", "standardNDASv4_A100Family", 96, 8, 900.0),
+    ("Standard_ND96amsr_A100_v4", "standardNDAMSv4_A100Family", 96, 8, 1924.0),
+]
+VM_SIZE_NAMES = {v[0].lower(): v[0] for v in VM_SIZES}
+
+
+# -- workspace ---------------------------------------------------------------------------------------
+def workspace_body(state) -> dict:
+    emu = state.emulator
+    rg = f"/subscriptions/{emu.subscription_id}/resourceGroups/{emu.resource_group}/providers"
+    return resource(ws_scope(state), "workspaces", emu.workspace, {
+        "friendlyName": emu.workspace, "description": "Azure ML emulator workspace",
+        "storageAccount": f"{rg}/Microsoft.Storage/storageAccounts/{emu.storage_account}",
+        "keyVault": f"{rg}/Microsoft.Keyvault/vaults/kv-emulator",
+        "applicationInsights": f"{rg}/Microsoft.insights/components/ai-emulator",
+        "containerRegistry": None, "discoveryUrl": f"{emu.base_url}/discovery",
+        "mlFlowTrackingUri": f"azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0{ws_scope(state)}",
+        "workspaceId": WORKSPACE_ID, "provisioningState": "Succeeded", "hbiWorkspace": False,
+        "publicNetworkAccess": "Enabled", "storageHnsEnabled": False, "v1LegacyMode": False,
+        "tenantId": "00000000-0000-4000-8000-0000000000aa", "enableDataIsolation": False,
+    }, location=LOCATION, kind="Default", tags={},
+        identity={"type": "SystemAssigned", "principalId": str(uuid.UUID(int=7)),
+                  "tenantId": "00000000-0000-4000-8000-0000000000aa"},
+        sku={"name": "Basic", "tier": "Basic"})
+
+
+@route("GET", WS, "workspace_get")
+def workspace_get(state, req: Req):
+    check_workspace(state, req.params)
+    return ok(workspace_body(state))
+
+
+@route("GET", "/discovery", "workspace_discovery")
+def workspace_discovery(state, req: Req):
+    base = state.emulator.base_url
+    return ok({"api": base, "catalog": base, "experimentation": base, "history": base, "modelmanagement": base,
+               "pipelines": base, "studio": f"{base}/studio", "gremlin": base, "gremlinv2": base})
+
+
+@route("GET", "/_operations/{opId}", "operation_status")
+def operation_status(state, req: Req):
+    status = state.operation_status(req.params["opId"])
+    if status is None:
+        raise ServiceError(404, "NotFound", "Operation not found.")
+    headers = retry_after_headers(state.lro_retry_after) if status == "InProgress" else None
+    if req.query.get("location") and status == "Succeeded":
+        return ok({}, status=200)
+    body = {"id": req.params["opId"], "name": req.params["opId"], "status": status, "startTime": now_iso()}
+    if status == "Succeeded":
+        body["endTime"] = now_iso()
+        body["percentComplete"] = 1.0
+    if headers and req.query.get("location"):
+        from starlette.responses import Response
+
+        return Response(status_code=202, headers=headers)
+    return ok(body, headers=headers)
+
+
+# -- computes ----------------------------------------------------------------------------------------
+def _compute_body(state, name: str, record: dict) -> dict:
+    props = record["properties"]
+    aml = props.get("properties") or {}
+    scale = aml.get("scaleSettings") or {}
+    return resource(f"{ws_scope(state)}/computes/{name}", "workspaces/computes", name, {
+        "computeType": "AmlCompute", "computeLocation": LOCATION, "description": props.get("description"),
+        "provisioningState": record["provisioningState"], "createdOn": record["created"],
+        "modifiedOn": record["created"], "resourceId": None, "provisioningErrors": None,
+        "isAttachedCompute": False, "disableLocalAuth": True,
+        "properties": {
+            "vmSize": record["vmSize"], "vmPriority": aml.get("vmPriority", "Dedicated"),
+            "scaleSettings": {"maxNodeCount": scale.get("maxNodeCount", 1), "minNodeCount": scale.get("minNodeCount", 0),
+                              "nodeIdleTimeBeforeScaleDown": scale.get("nodeIdleTimeBeforeScaleDown", "PT2M")},
+            "osType": "Linux", "remoteLoginPortPublicAccess": aml.get("remoteLoginPortPublicAccess", "NotSpecified"),
+            "allocationState": "Steady", "allocationStateTransitionTime": record["created"], "errors": None,
+            "currentNodeCount": 0, "targetNodeCount": 0,
+            "nodeStateCounts": {"idleNodeCount": 0, "runningNodeCount": 0, "preparingNodeCount": 0,
+                                "unusableNodeCount": 0, "leavingNodeCount": 0, "preemptedNodeCount": 0},
+            "enableNodePublicIp": aml.get("enableNodePublicIp", True), "isolatedNetwork": False,
+            "propertyBag": None,
+        },
+    }, location=LOCATION, tags=record.get("tags") or {})
+
+
+@route("GET", WS + "/computes/{name}", "compute_get")
+def compute_get(state, req: Req):
+    check_workspace(state, req.params)
+    record = state.computes.get(req.params["name"])
+    if record is None:
+        raise ServiceError(404, "NotFound", f"Compute {req.params['name']} not found in workspace "
+                           f"{state.emulator.workspace}.")
+    return ok(_compute_body(state, req.params["name"], record))
+
+
+@route("GET", WS + "/computes", "compute_list")
+def compute_list(state, req: Req):
+    check_workspace(state, req.params)
+    return page([_compute_body(state, n, r) for n, r in state.computes.items()])
+
+
+@route("PUT", WS + "/computes/{name}", "compute_create")
+def compute_create(state, req: Req):
+    check_workspace(state, req.params)
+    body = req.json if isinstance(req.json, dict) else {}
+    props = body.get("properties") or {}
+    if props.get("computeType") != "AmlCompute":
+        raise ServiceError(400, "BadArgument", f"Compute type {props.get('computeType')!r} is not supported here; "
+                           "use AmlCompute.")
+    aml = props.get("properties") or {}
+    size = VM_SIZE_NAMES.get(str(aml.get("vmSize", "")).lower())
+    if size is None:
+        raise ServiceError(400, "BadArgument", f"The specified vm size {aml.get('vmSize')} is not supported "
+                           f"in region {LOCATION}.")
+    name = req.params["name"]
+    record = {"properties": props, "vmSize": size, "created": now_iso(), "provisioningState": "Creating",
+              "tags": body.get("tags")}
+    state.computes[name] = record
+
+    def done():
+        record["provisioningState"] = "Succeeded"
+
+    op = state.new_operation(done)
+    return lro_accepted(state, _compute_body(state, name, record), op)
+
+
+@route("GET", "/subscriptions/{subscriptionId}/providers/" + PROVIDER + "/locations/{location}/vmSizes", "vm_sizes")
+def vm_sizes(state, req: Req):
+    return ok({"value": [
+        {"name": n, "family": fam, "vCPUs": cpu, "gpus": gpu, "osVhdSizeMB": 1047552,
+         "maxResourceVolumeMB": 344064, "memoryGB": mem, "lowPriorityCapable": True, "premiumIO": True,
+         "supportedComputeTypes": ["AmlCompute", "ComputeInstance"]}
+        for n, fam, cpu, gpu, mem in VM_SIZES]})
+
+
+# -- datastores --------------------------------------------------------------------------------------
+def _datastore_body(state, name: str) -> dict:
+    emu = state.emulator
+    return resource(f"{ws_scope(state)}/datastores/{name}", "workspaces/datastores", name, {
+        "datastoreType": "AzureBlob", "accountName": emu.storage_account,
+        "containerName": BLOB_CONTAINER, "endpoint": emu.storage_suffix,
+        "protocol": "https", "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity",
+        "credentials": {"credentialsType": "AccountKey"}, "isDefault": name == "workspaceblobstore",
+        "description": None, "tags": {}, "properties": {},
+    })
+
+
+DATASTORES = ("workspaceblobstore", "workspaceartifactstore")
+
+
+@route("GET", WS + "/datastores", "datastore_list")
+def datastore_list(state, req: Req):
+    check_workspace(state, req.params)
+    items = [_datastore_body(state, n) for n in DATASTORES]
+    if req.query.get("isDefault", "").lower() == "true":
+        items = [i for i in items if i["properties"]["isDefault"]]
+    return page(items)
+
+
+@route("GET", WS + "/datastores/{name}", "datastore_get")
+def datastore_get(state, req: Req):
+    check_workspace(state, req.params)
+    if req.params["name"] not in DATASTORES:
+        raise ServiceError(404, "UserError", f"Datastore {req.params['name']} not found.")
+    return ok(_datastore_body(state, req.params["name"]))
+
+
+@route("POST", WS + "/datastores/{name}/listSecrets", "datastore_secrets")
+def datastore_secrets(state, req: Req):
+    check_workspace(state, req.params)
+    state.emulator.wait_blob_ready()
+    if req.params["name"] not in DATASTORES:
+        raise ServiceError(404, "UserError", f"Datastore {req.params['name']} not found.")
+    body = req.json if isinstance(req.json, dict) else {}
+    if body.get("expirableSecret"):
+        return ok({"secretsType": "Sas", "sasToken": _container_sas(state, float(body.get("expireAfterHours") or 1))})
+    return ok({"secretsType": "AccountKey", "key": state.emulator.storage_account_key})
+
+
+def _container_sas(state, hours: float) -> str:
+    """A real container SAS signed with the Azurite account key, as the service hands out."""
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    return generate_container_sas(
+        account_name=state.emulator.storage_account, container_name=BLOB_CONTAINER,
+        account_key=state.emulator.storage_account_key,
+        permission=ContainerSasPermissions(read=True, write=True, create=True, list=True, add=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=hours))
+
+
+# -- data assets -------------------------------------------------------------------------------------
+def _versioned(state, kind: str, name: str, version: str, props: dict) -> dict:
+    return resource(f"{ws_scope(state)}/{kind}/{name}/versions/{version}", f"workspaces/{kind}/versions",
+                    version, props, systemData=props.pop("_systemData", None))
+
+
+def _get_versioned(state, req: Req, store: dict, label: str):
+    check_workspace(state, req.params)
+    item = store.get(req.params["name"], {}).get(req.params["version"])
+    if item is None:
+        raise ServiceError(404, "UserError", f"Could not find {label} {req.params['name']}:{req.params['version']}.")
+    return ok(item)
+
+
+@route("GET", WS + "/data/{name}/versions/{version}", "data_get")
+def data_get(state, req: Req):
+    return _get_versioned(state, req, state.data, "data asset")
+
+
+@route("PUT", WS + "/data/{name}/versions/{version}", "data_create")
+def data_create(state, req: Req):
+    check_workspace(state, req.params)
+    props = dict((req.json or {}).get("properties") or {})
+    if props.get("dataType") not in ("uri_file", "uri_folder", "mltable"):
+        raise ServiceError(400, "UserError", f"Unsupported dataType {props.get('dataType')!r}.")
+    if not props.get("dataUri"):
+        raise ServiceError(400, "UserError", "dataUri is required.")
+    return _store_versioned(state, req, state.data, "data", props)
+
+
+def _store_versioned(state, req: Req, store: dict, kind: str, props: dict):
+    props.setdefault("isArchived", False)
+    props.setdefault("isAnonymous", False)
+    props["provisioningState"] = "Succeeded"
+    body = _versioned(state, kind, req.params["name"], req.params["version"], props)
+    store.setdefault(req.params["name"], {})[req.params["version"]] = body
+    return ok(body, status=201)
+
+
+# -- workspace models --------------------------------------------------------------------------------
+@route("GET", WS + "/models/{name}/versions/{version}", "model_get")
+def model_get(state, req: Req):
+    return _get_versioned(state, req, state.models, "model")
+
+
+@route("GET", WS + "/models/{name}/versions", "model_versions_list")
+def model_versions(state, req: Req):
+    check_workspace(state, req.params)
+    items = list(state.models.get(req.params["name"], {}).values())
+    items.sort(key=lambda b: b["systemData"]["createdAt"], reverse=True)
+    return page(items[: int(req.query.get("$top", len(items) or 1))])
+
+
+@route("PUT", WS + "/models/{name}/versions/{version}", "model_create")
+def model_create(state, req: Req):
+    check_workspace(state, req.params)
+    props = dict((req.json or {}).get("properties") or {})
+    uri = props.get("modelUri") or ""
+    _check_model_uri(state, uri)
+    props.setdefault("flavors", {"python_function": {"data": {"loader_module": "mlflow.transformers"}}})
+    name, version = req.params["name"], req.params["version"]
+    if version in state.models.get(name, {}):
+        raise ServiceError(409, "UserError", f"Model {name}:{version} already exists; choose another version.")
+    return _store_versioned(state, req, state.models, "models", props)
+
+
+def _check_model_uri(state, uri: str) -> None:
+    """``azureml://jobs/<job>/outputs/<output>`` must name a completed job's declared output."""
+    if not uri:
+        raise ServiceError(400, "UserError", "modelUri is required.")
+    if uri.startswith("azureml://jobs/"):
+        parts = uri[len("azureml://jobs/"):].split("/")
+        job = state.jobs.get(parts[0])
+        if job is None:
+            raise ServiceError(404, "UserError", f"Job {parts[0]} not found; cannot register {uri}.")
+        output = parts[2] if len(parts) > 2 and parts[1] == "outputs" else ""
+        if output not in (job.body.get("properties", {}).get("outputs") or {}):
+            raise ServiceError(400, "UserError", f"Job {parts[0]} has no output named {output!r}.")
+        if job.state(time.time()) != "Completed":
+            raise ServiceError(400, "UserError", f"Job {parts[0]} is not Completed; its outputs do not exist yet.")
+
+

@@ -37,12 +37,15 @@ class Emulator:
         self.cloud_name = f"AzureMLEmulator{self.port}"
         self.subscription_id, self.resource_group = SUBSCRIPTION_ID, RESOURCE_GROUP
         self.workspace, self.registry = WORKSPACE, REGISTRY
+        self.storage_account = STORAGE_ACCOUNT
         self.state = EmulatorState(self, job_duration=job_duration, lro_retry_after=lro_retry_after)
         self.faults = self.state.faults
         self._azurite = None
         self._proxy = None
         self._server = None
         self._thread: threading.Thread | None = None
+        self._blob_ready = threading.Event()
+        self._blob_error: Exception | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> "Emulator":
@@ -59,7 +62,7 @@ class Emulator:
             self._azurite = Azurite(self._tmp, self.tls.cert, self.tls.key, STORAGE_ACCOUNT).start()
             self._proxy = LocalhostProxy().start()
         config = uvicorn.Config(
-            build_app(self.state), log_level="warning", ssl_certfile=str(self.tls.cert),
+            build_app(self.state), log_level="critical", ssl_certfile=str(self.tls.cert),
             ssl_keyfile=str(self.tls.key), lifespan="off", access_log=False, timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
@@ -75,8 +78,29 @@ class Emulator:
                 raise RuntimeError("Azure ML emulator failed to start")
             time.sleep(0.01)
         if self._azurite is not None:
-            self._azurite.wait_ready(max(0.5, deadline - time.monotonic()))
+            # Azurite (node) takes a second or more to listen: finish it in the background so start()
+            # stays well under 3 s; the datastore routes wait for it (see wait_blob_ready).
+            self._blob_thread = threading.Thread(target=self._prepare_blob, name="emulator-azurite", daemon=True)
+            self._blob_thread.start()
         return self
+
+    def _prepare_blob(self) -> None:
+        from .routes_workspace import BLOB_CONTAINER
+
+        try:
+            self._azurite.wait_ready(30.0)
+            self._azurite.create_container(BLOB_CONTAINER, self.tls.ca_bundle)
+        except Exception as err:  # reported by wait_blob_ready
+            self._blob_error = err
+        finally:
+            self._blob_ready.set()
+
+    def wait_blob_ready(self, timeout: float = 30.0) -> None:
+        """Block until Azurite serves the workspace container (raise if it failed to start)."""
+        if self._azurite is None:
+            return
+        if not self._blob_ready.wait(timeout) or self._blob_error is not None:
+            raise RuntimeError(f"Azurite is not ready: {self._blob_error or 'timed out'}")
 
     def stop(self) -> None:
         self.state.close()
@@ -111,10 +135,10 @@ class Emulator:
     def cloud_metadata(self) -> dict[str, str]:
         """For ``MLClient(..., cloud=cloud_name, cloud_metadata=...)`` (the SDK's own key names)."""
         return {
-            "azure_portal": f"{self.base_url}/portal/",
+            "azure_portal": "https://portal.emulator.localhost/",
             "resource_manager": f"{self.base_url}/",
             "active_directory": f"{self.base_url}/",
-            "aml_resource_id": "https://ml.azure.com/",
+            "aml_resource_id": "https://ml.azure.localhost",
             "storage_endpoint": self.storage_suffix,
             "registry_discovery_endpoint": f"{self.base_url}/",
         }
@@ -131,6 +155,8 @@ class Emulator:
             "AZURE_TENANT_ID": TENANT_ID,
             "AZURE_CLIENT_ID": "emulator-client",
             "AZURE_CLIENT_SECRET": "emulator-secret",
+            # the SDK's own knob: jobs.stream polls every 2 s at least by default
+            "AZUREML_RUN_POLLING_INTERVAL_MIN": "1",
         }
         if self._proxy is not None:
             env["HTTPS_PROXY"] = env["https_proxy"] = self._proxy.url
@@ -150,6 +176,20 @@ class Emulator:
             "workspace": self.workspace,
             "registry": self.registry,
         }
+
+    def list_blobs(self) -> list[str]:
+        """Blob names in the workspace container (read from Azurite directly, for assertions)."""
+        from azure.storage.blob import BlobServiceClient
+
+        from .routes_workspace import BLOB_CONTAINER
+
+        self.wait_blob_ready()
+        client = BlobServiceClient(f"https://127.0.0.1:{self._azurite.port}/{self.storage_account}",
+                                   credential={"account_name": self.storage_account,
+                                               "account_key": self.storage_account_key},
+                                   connection_verify=str(self.tls.ca_bundle))
+        with client:
+            return [b.name for b in client.get_container_client(BLOB_CONTAINER).list_blobs()]
 
     def requests(self) -> list[dict]:
         return self.state.request_log()

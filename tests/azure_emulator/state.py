@@ -100,7 +100,7 @@ class EmulatorState:
     OPEN_ROUTES = frozenset({
         "cloud_metadata", "openid_configuration", "openid_configuration_adfs", "instance_discovery", "token",
         "token_v1", "control_requests", "control_faults_get", "control_faults_set", "control_faults_reset",
-        "score", "chat_completions",
+        "score", "chat_completions", "log_download", "workspace_discovery",
     })
 
     def __init__(self, emulator, *, job_duration: float, lro_retry_after: float) -> None:
@@ -171,6 +171,13 @@ class EmulatorState:
         job.run_ids = {step: f"{name}_{step}_{uuid.uuid4().hex[:8]}" for step in STEPS}
         self.jobs[name] = job
         return job
+
+    def reset_resources(self) -> None:
+        """Forget everything created (computes, data, models, jobs, endpoints): a fresh workspace."""
+        with self.lock:
+            for store in (self.computes, self.data, self.models, self.jobs, self.job_bodies, self.endpoints,
+                          self.endpoint_keys, self.deployments, self.operations, self.metrics):
+                store.clear()
 
     def close(self) -> None:
         self.closed = True

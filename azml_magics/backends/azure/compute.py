@@ -12,7 +12,7 @@ from typing import Callable
 from ...errors import SpecError
 from ..base import ComputeInfo, ModelInfo
 from .modelcard import check_size
-from .remote import is_not_found, remote_error
+from .remote import is_not_found, remote_error, text
 
 
 def existing_cluster(client, name: str):
@@ -41,6 +41,10 @@ def gpus_for(client, size: str) -> int:
     )
 
 
+def _state(resource) -> str:
+    return text(getattr(resource, "provisioning_state", None)) or "Succeeded"
+
+
 def check(client, spec, model: ModelInfo) -> ComputeInfo:
     """Allow list, region sizes, GPU count, an existing cluster's size. Sends GET requests only."""
     check_size(spec.size, model.finetune_allow_list, "fine-tune compute", model, "set compute.size to")
@@ -57,7 +61,7 @@ def check(client, spec, model: ModelInfo) -> ComputeInfo:
     gpus = gpus_for(client, spec.size)
     if gpus < 1:
         raise SpecError(f"{spec.size} has no GPU; fine-tuning needs a GPU size such as Standard_NC24ads_A100_v4.")
-    state = str(getattr(found, "provisioning_state", "Succeeded") or "Succeeded") if found else "missing"
+    state = _state(found) if found is not None else "missing"
     return ComputeInfo(spec.name, spec.size, gpus_per_node=gpus, state=state, created=False)
 
 
@@ -87,7 +91,7 @@ def ensure(client, spec, model: ModelInfo, progress: Callable[[str], None]) -> C
         created = poller.result()
     except Exception as err:
         raise remote_error(err, f"create compute '{spec.name}'") from None
-    state = str(getattr(created, "provisioning_state", "Succeeded") or "Succeeded")
+    state = _state(created)
     progress(f"Compute '{spec.name}' is {state}.")
     return ComputeInfo(spec.name, spec.size, gpus_per_node=info.gpus_per_node, state=state, created=True)
 

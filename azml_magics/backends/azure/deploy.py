@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from ...errors import NotFound, RemoteError, SpecError
 from ..base import Endpoint, ModelInfo, ModelRef
 from .modelcard import check_size, sku_list
-from .remote import is_not_found, remote_error
+from .remote import is_not_found, remote_error, text
 
 TAG_JOB = "azml.job"
 TAG_BASE = "azml.base_model"
@@ -61,9 +61,9 @@ def register(
         job = client.jobs.get(job_name)
     except Exception as err:
         raise remote_error(err, f"read job '{job_name}'") from None
-    if str(job.status) != "Completed":
+    if text(job.status) != "Completed":
         raise SpecError(
-            f"job {job_name} is {job.status}; a model can be registered once it has Completed "
+            f"job {job_name} is {text(job.status)}; a model can be registered once it has Completed "
             f"(watch it with %azml_jobs {job_name})."
         )
     tags = dict(job.tags or {})
@@ -125,7 +125,8 @@ def cost_line(spec) -> str:
     )
 
 
-def _wait(poller, what: str, timeout: float, progress: Callable[[str], None]):
+def _wait(poller, what: str, timeout: float, progress: Callable[[str], None]) -> None:
+    """Wait for a long-running operation with progress lines and a deadline; raise if it failed."""
     start = time.monotonic()
     last = start
     while not poller.done():
@@ -139,7 +140,7 @@ def _wait(poller, what: str, timeout: float, progress: Callable[[str], None]):
             progress(f"  ... {what}: {int(now - start)} s")
             last = now
         poller.wait(timeout=min(5.0, max(0.1, timeout - (now - start))))
-    return poller.result()
+    poller.wait()  # re-raises the operation's own error, if it failed
 
 
 def deploy(client, model: ModelRef, spec, allowed: list[str] | None, *, timeout: float,
@@ -203,7 +204,7 @@ def _endpoint_of(client, ep) -> Endpoint:
     except Exception:  # an endpoint without a deployment yet
         pass
     return Endpoint(
-        name=ep.name, backend="azure", scoring_uri=ep.scoring_uri or "", state=str(ep.provisioning_state or ""),
+        name=ep.name, backend="azure", scoring_uri=ep.scoring_uri or "", state=text(ep.provisioning_state),
         deployment=deployment, model=model, instance_type=instance_type, instance_count=count,
         openai_base_url=None, details={"traffic": traffic, "auth_mode": ep.auth_mode},
     )

@@ -23,7 +23,7 @@ from ..base import (
     LogChunk,
     MetricPoint,
 )
-from .remote import remote_error, scrub
+from .remote import remote_error, scrub, text
 
 _STATES = {
     "notstarted": NOT_STARTED, "queued": QUEUED, "preparing": PREPARING, "starting": PREPARING,
@@ -36,7 +36,7 @@ LOG_TAIL_LINES = 200
 
 def job_state(value: object) -> str:
     """Our state name for the service's (unknown names count as Running: the job is not over)."""
-    return _STATES.get(str(value or "").replace(" ", "").lower(), RUNNING)
+    return _STATES.get(text(value).replace(" ", "").lower(), RUNNING)
 
 
 def _ts(value) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
+import re
 from typing import Mapping
 
 from ...errors import SpecError
@@ -111,14 +112,32 @@ def _date(value: object) -> _dt.date | None:
         return None
 
 
-def lifecycle(tags: Mapping, stage: str | None, today: _dt.date | None = None) -> tuple[bool, str | None, list[str]]:
-    """(archived, why it cannot be fine-tuned or None, notes about dates still ahead)."""
+def _dates_in_text(text: str) -> tuple[_dt.date | None, _dt.date | None]:
+    """(deprecation, retirement) from a note such as 'Fine-tuning deprecation 2025-06-30, retirement 2025-08-30.'"""
+    found = {}
+    for word, day in re.findall(r"(deprecat\w*|retire\w*)\D{0,20}?(\d{4}-\d{2}-\d{2})", text, flags=re.I):
+        found.setdefault("retire" if word.lower().startswith("retire") else "deprecate", _date(day))
+    return found.get("deprecate"), found.get("retire")
+
+
+def lifecycle(
+    tags: Mapping, properties: Mapping, stage: str | None, today: _dt.date | None = None
+) -> tuple[bool, str | None, list[str]]:
+    """(archived, why it cannot be fine-tuned now or None, notes about dates still ahead).
+
+    Read from the registry's ``FinetuneDeprecationDate`` / ``FinetuneRetirementDate`` tags, or a
+    ``deprecation`` note in the properties; archived from the stage or ``isArchived``.
+    """
     today = today or _dt.date.today()
-    archived = str(stage or "").lower() == "archived"
+    stages = {str(stage or "").lower(), str(properties.get("stage", "")).lower()}
+    archived = "archived" in stages or str(properties.get("isArchived", "")).lower() == "true"
+    deprecate = _date(tags.get("FinetuneDeprecationDate"))
+    retire = _date(tags.get("FinetuneRetirementDate"))
+    note = str(properties.get("deprecation") or tags.get("deprecation") or "")
+    if note and not (deprecate or retire):
+        deprecate, retire = _dates_in_text(note)
     notes: list[str] = []
     blocked: str | None = None
-    retire = _date(tags.get("FinetuneRetirementDate"))
-    deprecate = _date(tags.get("FinetuneDeprecationDate"))
     if retire and retire <= today:
         blocked = f"fine-tuning retired on {retire.isoformat()}"
     elif deprecate and deprecate <= today:
@@ -152,7 +171,7 @@ def model_info(
     inf = _first(sources, INFERENCE_LIST_KEYS)
     tasks_raw = _first([properties, system, tags], TASK_KEYS)
     tasks = sku_list(tasks_raw[1], "task") if tasks_raw else []
-    archived, blocked, notes = lifecycle(tags, stage, today)
+    archived, blocked, notes = lifecycle(tags, properties, stage, today)
     text = (description or "").strip()
     if notes:
         text = (text + "\n" if text else "") + "; ".join(notes)

@@ -87,8 +87,11 @@ def build_job(component, call: PipelineCall, display_name: str, tags: dict[str, 
 
     try:
         job = create_pipeline()
-    except TypeError as err:  # the component refused a keyword: name it
-        raise SpecError(f"{COMPONENT} refused the call: {err}") from None
+    except Exception as err:  # the SDK refuses a keyword the component lacks: name it, one line
+        if type(err).__name__ not in ("UnexpectedKeywordError", "TypeError", "ValidationException"):
+            raise
+        message = str(err).split(", valid keywords")[0]
+        raise SpecError(f"{COMPONENT} refused the call: {message}.") from None
     job.settings.force_rerun = True
     job.settings.continue_on_step_failure = False
     if tags:

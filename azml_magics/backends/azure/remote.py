@@ -14,6 +14,11 @@ def scrub(text: str) -> str:
     return _SECRETish.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 
+def text(value: object) -> str:
+    """An SDK enum (``JobStatus.COMPLETED``) or string as the service's plain word (``Completed``)."""
+    return str(getattr(value, "value", value) or "")
+
+
 def _service_message(err: Exception) -> tuple[str | None, str]:
     code = None
     inner = getattr(err, "error", None)

@@ -21,7 +21,7 @@ class Uploaded:
     split: str
     name: str
     version: str
-    uri: str  # azureml:<name>:<version>, what the job input points at
+    uri: str  # azureml://subscriptions/.../data/<name>/versions/<version>, what the job input points at
     reused: bool
 
 
@@ -38,6 +38,13 @@ def asset_name(path: str | Path) -> str:
     return f"azml-{stem}"[:200]
 
 
+def asset_uri(client, name: str, version: str) -> str:
+    """The long-form data asset URI (the service's own form; keeps the job -> data asset lineage)."""
+    scope = client._operation_scope  # noqa: SLF001 - subscription / resource group of this client
+    return (f"azureml://subscriptions/{scope.subscription_id}/resourcegroups/{scope.resource_group_name}"
+            f"/workspaces/{client.workspace_name}/data/{name}/versions/{version}")
+
+
 def upload(client, split: str, path: str, progress: Callable[[str], None]) -> Uploaded:
     """Find the data asset for this file's bytes, or create it (one upload)."""
     from azure.ai.ml.constants import AssetTypes
@@ -48,7 +55,7 @@ def upload(client, split: str, path: str, progress: Callable[[str], None]) -> Up
     try:
         client.data.get(name=name, version=version)
         progress(f"Data {split}: {name}:{version} is already in the workspace (same content), not uploaded again.")
-        return Uploaded(split, name, version, f"azureml:{name}:{version}", reused=True)
+        return Uploaded(split, name, version, asset_uri(client, name, version), reused=True)
     except Exception as err:
         if not is_not_found(err):
             raise remote_error(err, f"look up data asset {name}:{version}") from None
@@ -62,7 +69,7 @@ def upload(client, split: str, path: str, progress: Callable[[str], None]) -> Up
         client.data.create_or_update(asset)
     except Exception as err:
         raise remote_error(err, f"upload {path}") from None
-    return Uploaded(split, name, version, f"azureml:{name}:{version}", reused=False)
+    return Uploaded(split, name, version, asset_uri(client, name, version), reused=False)
 
 
 def upload_all(client, files: dict[str, str], progress: Callable[[str], None]) -> dict[str, Uploaded]:

@@ -117,7 +117,10 @@ class Engine:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception as exc:  # jinja's raise_exception, e.g. roles out of order
             raise BadRequest(f"the model's chat template refused these messages: {exc}") from None
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        try:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        except Exception as exc:
+            raise BadRequest(f"the tokenizer cannot read these messages: {exc}") from None
         if self.context and len(ids) + params.max_new_tokens > self.context:
             raise BadRequest(
                 f"the prompt is {len(ids)} tokens and max_new_tokens is {params.max_new_tokens}: more than "

@@ -123,7 +123,12 @@ def _mark_dead(folder: Path, status: dict, pid: int | None) -> dict:
 
 def _exit_code(pid: int | None) -> int | None:
     proc = _children.get(pid or -1)
-    return proc.poll() if proc is not None else None
+    if proc is None:  # started by another process (before a kernel restart): its code is gone
+        return None
+    try:
+        return proc.wait(timeout=2)  # the reaper thread may be inside wait() already
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def cancel(folder: Path, grace: float = 10.0) -> dict:

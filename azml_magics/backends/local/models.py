@@ -49,7 +49,7 @@ TINY_DEFAULTS: dict[str, object] = {
     "learning_rate": 3e-3,
     "lr_scheduler_type": "cosine",
     "warmup_steps": 5,
-    "num_train_epochs": 2,
+    "num_train_epochs": 3,
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 8,
     "max_seq_length": 512,

@@ -100,7 +100,7 @@ def sft_kwargs(values: dict, output_dir: str, has_eval: bool, seq_len: int, grou
         bf16=False,
         fp16=False,
         packing=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         max_length=seq_len,
         pad_to_multiple_of=seq_len if _true(values, "pad_to_max_length") else None,
         dataloader_pin_memory=False,

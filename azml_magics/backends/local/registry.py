@@ -9,6 +9,7 @@ registering the same job again returns the version it already has.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -40,7 +41,12 @@ def client(home: Path | str):
         if uri not in _ready:
             Path(home).mkdir(parents=True, exist_ok=True)
             artifact_root(home).mkdir(parents=True, exist_ok=True)
-            MlflowClient(uri, registry_uri=uri).search_experiments(max_results=1)  # runs the migrations
+            quiet = logging.getLogger("mlflow.store.db.utils")
+            level, quiet.level = quiet.level, logging.WARNING  # "Creating initial MLflow database tables..."
+            try:
+                MlflowClient(uri, registry_uri=uri).search_experiments(max_results=1)  # runs the migrations
+            finally:
+                quiet.setLevel(level)
             _ready.add(uri)
     return MlflowClient(uri, registry_uri=uri)
 
@@ -60,8 +66,8 @@ def ensure_experiment(home: Path | str, name: str) -> str:
         return exp.experiment_id
 
 
-def log_hf_model(home: Path | str, run_id: str, hf_dir: Path, extra_files: dict | None = None) -> str:
-    """Log ``hf_dir`` as the run's MLflow (pyfunc) model; return its ``models:/`` URI."""
+def log_hf_model(home: Path | str, run_id: str, hf_dir: Path) -> dict:
+    """Log ``hf_dir`` as the run's MLflow (pyfunc) model; return its URI, id and artifact location."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(home))
@@ -73,7 +79,8 @@ def log_hf_model(home: Path | str, run_id: str, hf_dir: Path, extra_files: dict 
             pip_requirements=["azml_magics[local]", "transformers", "torch"],
             metadata={"azml_magics": {"format": "hf_folder", "folder": Path(hf_dir).name}},
         )
-    return info.model_uri
+    location = client(home).get_logged_model(info.model_id).artifact_location
+    return {"model_uri": info.model_uri, "model_id": info.model_id, "model_artifacts": location}
 
 
 def _local_path(uri: str) -> Path:
@@ -192,8 +199,11 @@ def register(home: Path | str, job: str, name: str | None = None, version: str |
     except MlflowException:
         pass  # exists already
     run_id = status.get("run_id")
+    outputs = status["outputs"]
+    # The artifact location, not the models:/ URI: MLflow resolves that one against the global store.
     mv = mc.create_model_version(
-        name, source=status["outputs"]["model_uri"], run_id=run_id, tags=tags,
+        name, source=outputs.get("model_artifacts") or outputs["model_uri"], run_id=run_id, tags=tags,
+        model_id=outputs.get("model_id"),
         description=f"fine-tuned from {tags['azml.base_model']} by local job {job}",
     )
     return _ref(mv)

@@ -137,6 +137,8 @@ def create_app(
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadRequest(f"the request body is not valid JSON ({exc})", expected) from None
+        except RecursionError:
+            raise BadRequest("the request body is nested too deeply to read", expected) from None
 
     def jobs_for(parsed: ParsedRequest, on_token=None) -> list[Job]:
         if engine.pending() >= MAX_PENDING:

@@ -328,11 +328,11 @@ def run(folder: Path) -> int:
         status.step(step, "Running")
         status.save(state="Finalizing")
         hf_dir = save_model(trainer, tokenizer, values, out, resolved.load_path)
-        model_uri = registry.log_hf_model(home, run_id, hf_dir)
+        logged = registry.log_hf_model(home, run_id, hf_dir)
         mc.set_terminated(run_id, "FINISHED")
         status.step(step, "Completed")
-        status.save(state="Completed", ended=time.time(), outputs={"model_uri": model_uri, "hf_model": str(hf_dir)})
-        log(f"job {folder.name} completed; model {model_uri}")
+        status.save(state="Completed", ended=time.time(), outputs={**logged, "hf_model": str(hf_dir)})
+        log(f"job {folder.name} completed; model {logged['model_uri']}")
         return 0
     except Canceled:
         log("canceled (SIGTERM)")

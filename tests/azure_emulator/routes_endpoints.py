@@ -1,0 +1,206 @@
+"""Managed online endpoints and deployments (long-running create/update/delete), keys, and the
+scoring URI the emulator serves with the chat-completion scoring contract of the reference doc.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from .routing import Req, ServiceError, error_response, ok, route
+from .resources import check_workspace, lro_accepted, page, resource, ws_scope
+from .routes_workspace import LOCATION, VM_SIZE_NAMES, WS
+
+EP = WS + "/onlineEndpoints"
+
+
+def _endpoint_body(state, name: str) -> dict:
+    rec = state.endpoints[name]
+    base = state.emulator.base_url
+    return resource(f"{ws_scope(state)}/onlineEndpoints/{name}", "workspaces/onlineEndpoints", name, {
+        "authMode": rec["authMode"], "description": rec.get("description"), "properties": rec.get("properties") or {},
+        "provisioningState": rec["provisioningState"], "scoringUri": f"{base}/_score/{name}/score",
+        "swaggerUri": f"{base}/_score/{name}/swagger.json", "traffic": rec.get("traffic") or {},
+        "mirrorTraffic": {}, "publicNetworkAccess": "Enabled", "compute": None,
+    }, location=LOCATION, kind="Managed", tags=rec.get("tags") or {},
+        identity={"type": "SystemAssigned", "principalId": str(uuid.UUID(int=11)),
+                  "tenantId": "00000000-0000-4000-8000-0000000000aa"})
+
+
+def _get_endpoint(state, name: str) -> dict:
+    rec = state.endpoints.get(name)
+    if rec is None:
+        raise ServiceError(404, "UserError", f"Could not find online endpoint '{name}' in workspace "
+                           f"{state.emulator.workspace}.")
+    return rec
+
+
+@route("PUT", EP + "/{name}", "endpoint_create")
+def endpoint_create(state, req: Req):
+    check_workspace(state, req.params)
+    name = req.params["name"]
+    props = ((req.json or {}).get("properties") or {})
+    if props.get("authMode") not in ("Key", "AMLToken", "AADToken"):
+        raise ServiceError(400, "BadArgument", f"authMode must be Key, AMLToken or AADToken, got {props.get('authMode')!r}.")
+    traffic = props.get("traffic") or {}
+    deployments = state.deployments.get(name, {})
+    unknown = sorted(set(traffic) - set(deployments))
+    if unknown:
+        raise ServiceError(400, "BadArgument", f"Traffic names deployment(s) {unknown} that do not exist "
+                           f"under endpoint {name}.")
+    if traffic and sum(int(v) for v in traffic.values()) not in (0, 100):
+        raise ServiceError(400, "BadArgument", "The sum of traffic values must be 0 or 100.")
+    existing = state.endpoints.get(name)
+    rec = existing or {"provisioningState": "Creating"}
+    rec.update({"authMode": props["authMode"], "description": props.get("description"),
+                "traffic": traffic, "tags": (req.json or {}).get("tags"), "properties": props.get("properties")})
+    if existing is None:
+        state.endpoints[name] = rec
+        state.endpoint_keys[name] = (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    else:
+        rec["provisioningState"] = "Updating"
+
+    def done():
+        rec["provisioningState"] = "Succeeded"
+
+    op = state.new_operation(done, stuck=existing is None and state.faults.endpoint_stuck_creating)
+    return lro_accepted(state, _endpoint_body(state, name), op)
+
+
+@route("GET", EP + "/{name}", "endpoint_get")
+def endpoint_get(state, req: Req):
+    check_workspace(state, req.params)
+    _get_endpoint(state, req.params["name"])
+    return ok(_endpoint_body(state, req.params["name"]))
+
+
+@route("GET", EP, "endpoint_list")
+def endpoint_list(state, req: Req):
+    check_workspace(state, req.params)
+    return page([_endpoint_body(state, n) for n in state.endpoints])
+
+
+@route("DELETE", EP + "/{name}", "endpoint_delete")
+def endpoint_delete(state, req: Req):
+    check_workspace(state, req.params)
+    name = req.params["name"]
+    rec = _get_endpoint(state, name)
+    rec["provisioningState"] = "Deleting"
+
+    def done():
+        state.endpoints.pop(name, None)
+        state.endpoint_keys.pop(name, None)
+        state.deployments.pop(name, None)
+
+    op = state.new_operation(done)
+    return lro_accepted(state, None, op, status=202, location=True)
+
+
+@route("POST", EP + "/{name}/listKeys", "endpoint_keys")
+def endpoint_keys(state, req: Req):
+    check_workspace(state, req.params)
+    _get_endpoint(state, req.params["name"])
+    primary, secondary = state.endpoint_keys[req.params["name"]]
+    return ok({"primaryKey": primary, "secondaryKey": secondary})
+
+
+# -- deployments -------------------------------------------------------------------------------------
+def _deployment_body(state, endpoint: str, name: str) -> dict:
+    rec = state.deployments[endpoint][name]
+    return resource(f"{ws_scope(state)}/onlineEndpoints/{endpoint}/deployments/{name}",
+                    "workspaces/onlineEndpoints/deployments", name,
+                    {**rec["properties"], "provisioningState": rec["provisioningState"]},
+                    location=LOCATION, kind="Managed", sku=rec["sku"], tags=rec.get("tags") or {})
+
+
+@route("PUT", EP + "/{endpoint}/deployments/{name}", "deployment_create")
+def deployment_create(state, req: Req):
+    check_workspace(state, req.params)
+    endpoint, name = req.params["endpoint"], req.params["name"]
+    _get_endpoint(state, endpoint)
+    body = req.json or {}
+    props = dict(body.get("properties") or {})
+    size = VM_SIZE_NAMES.get(str(props.get("instanceType", "")).lower())
+    if size is None:
+        raise ServiceError(400, "BadArgument", f"Instance type {props.get('instanceType')!r} is not supported "
+                           "for managed online deployments.")
+    _check_model(state, props.get("model") or "")
+    props.setdefault("endpointComputeType", "Managed")
+    props.setdefault("appInsightsEnabled", False)
+    props.setdefault("egressPublicNetworkAccess", "Enabled")
+    rec = {"properties": props, "sku": body.get("sku") or {"name": "Default", "capacity": 1},
+           "provisioningState": "Creating", "tags": body.get("tags")}
+    state.deployments.setdefault(endpoint, {})[name] = rec
+
+    def done():
+        rec["provisioningState"] = "Succeeded"
+
+    op = state.new_operation(done)
+    return lro_accepted(state, _deployment_body(state, endpoint, name), op)
+
+
+def _check_model(state, model: str) -> None:
+    prefix = ws_scope(state) + "/models/"
+    if model.startswith("azureml://registries/"):
+        return
+    if not model.startswith(prefix):
+        raise ServiceError(400, "BadArgument", f"Model {model!r} is not a model asset id of this workspace.")
+    name, _, version = model[len(prefix):].partition("/versions/")
+    if version not in state.models.get(name, {}):
+        raise ServiceError(404, "UserError", f"Model {name}:{version} not found.")
+
+
+@route("GET", EP + "/{endpoint}/deployments/{name}", "deployment_get")
+def deployment_get(state, req: Req):
+    check_workspace(state, req.params)
+    if req.params["name"] not in state.deployments.get(req.params["endpoint"], {}):
+        raise ServiceError(404, "UserError", f"Deployment {req.params['name']} not found.")
+    return ok(_deployment_body(state, req.params["endpoint"], req.params["name"]))
+
+
+@route("GET", EP + "/{endpoint}/deployments", "deployment_list")
+def deployment_list(state, req: Req):
+    check_workspace(state, req.params)
+    return page([_deployment_body(state, req.params["endpoint"], n)
+                 for n in state.deployments.get(req.params["endpoint"], {})])
+
+
+# -- scoring -----------------------------------------------------------------------------------------
+EXPECTED = ('{"input_data": {"input_string": [{"role": "user", "content": "..."}], '
+            '"parameters": {"temperature": 0.7, "top_p": 0.9, "do_sample": true, "max_new_tokens": 200}}}')
+
+
+@route("POST", "/_score/{endpoint}/score", "score")
+def score(state, req: Req):
+    name = req.params["endpoint"]
+    keys = state.endpoint_keys.get(name)
+    if keys is None:
+        return error_response(404, "EndpointNotFound", f"Endpoint {name} not found.")
+    scheme, _, token = req.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or token not in keys:
+        return error_response(401, "Unauthorized", "Key or token is invalid.")
+    deployment = req.headers.get("azureml-model-deployment")
+    deployments = state.deployments.get(name, {})
+    traffic = state.endpoints[name].get("traffic") or {}
+    if deployment and deployment not in deployments:
+        return error_response(404, "DeploymentNotFound", f"Deployment {deployment} not found under endpoint {name}.")
+    if not deployment and not any(int(v) for v in traffic.values()):
+        return error_response(424, "NoTraffic", "No valid deployments to route to. Please check that the endpoint "
+                              "has at least one deployment with positive weight values or use a deployment "
+                              "specific header to route.")
+    body = req.json
+    messages = (body or {}).get("input_data", {}).get("input_string") if isinstance(body, dict) else None
+    if (not isinstance(messages, list) or not messages
+            or not all(isinstance(m, dict) and "role" in m and "content" in m for m in _flatten(messages))):
+        return ok({"error": f"Malformed request. Expected format: {EXPECTED}"}, status=400)
+    last = [m for m in _flatten(messages) if m["role"] == "user"][-1:] or _flatten(messages)[-1:]
+    text = f"(emulated reply from {deployment or 'default'}) You said: {last[0]['content'][:80]}"
+    return ok({"output": text})
+
+
+def _flatten(messages: list) -> list:
+    """The notebook sends ``[[messages...]]`` (a list holding a conversation); accept both shapes."""
+    out = []
+    for m in messages:
+        out.extend(m if isinstance(m, list) else [m])
+    return out

@@ -1,0 +1,283 @@
+"""The Azure backend end to end: the real azure-ai-ml SDK against the loopback Azure ML emulator.
+
+Nothing here is mocked: the SDK finds the emulator through its standard cloud-metadata variables,
+authenticates with a real credential class (the default chain's environment credential), uploads to
+Azurite, and every request it sends is in the emulator's log, which the tests read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from azml_magics import api
+from azml_magics.errors import AzmlError, SpecError
+
+pytestmark = pytest.mark.azure
+
+SAMPLE = Path(__file__).resolve().parents[1] / "azml_magics" / "sample_data"
+MODEL = "Phi-3-mini-128k-instruct"
+WRITES = ("PUT", "POST", "PATCH", "DELETE")
+NOT_CREATES = ("token", "token_v1", "datastore_secrets", "control_requests", "control_faults_set",
+               "control_faults_reset", "unrouted")
+
+
+def spec_text(model: str = MODEL, size: str = "Standard_NC24ads_A100_v4", extra: str = "", cluster: str = "gpu-cluster") -> str:
+    return f"""
+model: {model}
+data:
+  train: {SAMPLE / 'train_sft.jsonl'}
+  test: {SAMPLE / 'test_sft.jsonl'}
+compute: {{name: {cluster}, size: {size}, max_instances: 2}}
+parameters:
+  num_train_epochs: 3
+  per_device_train_batch_size: 1
+  per_device_eval_batch_size: 1
+  learning_rate: 5.0e-6
+  lr_scheduler_type: cosine
+  apply_lora: true
+  apply_deepspeed: true
+  deepspeed_stage: 2
+{extra}"""
+
+
+@pytest.fixture
+def emulator(azure_emulator):
+    """The shared emulator (tests/azure_emulator/fixtures.py): resources, log and faults reset, env set."""
+    azure_emulator.faults.job_duration = 2.0
+    return azure_emulator
+
+
+@pytest.fixture
+def azure(emulator, tmp_path, monkeypatch):
+    """A connected Session on the emulator; faults reset, cwd and home in tmp."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    session = api.Session(home=tmp_path / "home", poll_interval=0.05)
+    session.connect("azure", subscription_id=emulator.subscription_id, resource_group=emulator.resource_group,
+                     workspace_name=emulator.workspace)
+    session.messages = []
+    session.backend.progress = session.messages.append
+    session.backend.deploy_timeout = 60
+    return session
+
+
+def log_since(emulator, mark: int) -> list[dict]:
+    return emulator.requests()[mark:]
+
+
+def creates(entries) -> list[dict]:
+    return [e for e in entries if e["method"] in WRITES and e["route"] not in NOT_CREATES]
+
+
+def routes(entries) -> list[str]:
+    return [e["route"] for e in entries]
+
+
+def wait_done(session, job, timeout=60.0):
+    result = session.watch(job, interval=0.1, timeout=timeout)
+    assert not isinstance(result, api.Detached)
+    return result
+
+
+# ----------------------------------------------------------------------------- connect and model
+def test_connect_reads_config_json_like_from_config(emulator, tmp_path, monkeypatch):
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({
+        "subscription_id": emulator.subscription_id, "resource_group": emulator.resource_group,
+        "workspace_name": emulator.workspace}))
+    monkeypatch.chdir(tmp_path / "nested")  # from_config looks in the parents too
+    session = api.Session(home=tmp_path / "home")
+    ws = session.connect("azure")
+    assert ws.key == f"azure:{emulator.subscription_id}/{emulator.resource_group}/{emulator.workspace}"
+    assert ws.location == "eastus" and ws.registry == "azureml"
+    assert ws.details["credential"] == "DefaultAzureCredential"
+    assert all("secret" not in str(v).lower() for v in ws.details.values())
+
+
+def test_connect_without_config_says_how_to_fix(emulator, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AzmlError, match="no config.json found.*--subscription --resource-group --workspace"):
+        api.Session(home=tmp_path / "home").connect("azure")
+
+
+def test_model_card_and_retired_model_refused_with_a_pointer(azure, emulator):
+    info = azure.model(MODEL)
+    assert info.version == "13" and info.tasks == ["chat-completion"]
+    assert "Standard_NC24ads_A100_v4" in info.finetune_allow_list
+    assert "learning_rate_min" in info.model_defaults
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError, match="retired on 2025-08-30.*%azml_models"):
+        azure.finetune(spec_text(model="Phi-3-mini-4k-instruct"))
+    assert creates(log_since(emulator, mark)) == []
+    listed = [m.name for m in azure.models()]
+    assert MODEL in listed and "Phi-3-mini-4k-instruct" not in listed
+
+
+def test_archived_model_refused_before_anything_is_created(azure, emulator):
+    emulator.faults.archived = True
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError, match="archived"):
+        azure.finetune(spec_text())
+    assert creates(log_since(emulator, mark)) == []
+
+
+# ----------------------------------------------------------------------------- checks before creating
+def test_allow_list_violation_refused_with_zero_create_requests(azure, emulator):
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError) as err:
+        azure.finetune(spec_text(size="Standard_ND40rs_v2"))
+    text = str(err.value)
+    assert "Standard_ND40rs_v2" in text and "Standard_NC24ads_A100_v4, Standard_NC48ads_A100_v4" in text
+    assert creates(log_since(emulator, mark)) == []
+
+
+def test_model_defaults_filtered_and_shown_user_values_win(azure):
+    plan = azure.plan_finetune(spec_text())
+    assert plan.effective.dropped_model_defaults == {"learning_rate_min": "1e-6", "learning_rate_max": "5e-5"}
+    assert any("learning_rate_min" in note for note in plan.notes)
+    assert plan.effective.values["num_train_epochs"] == 3
+    assert plan.effective.source_of("num_train_epochs") == "your spec"
+    assert plan.effective.source_of("save_total_limit") == "model default"
+    assert plan.display_name == f"{MODEL}-ultrachat-bs1-cosine-ds2-lora-save_limit1-seqlen-1"
+
+
+def test_user_typo_refused_before_submission(azure, emulator):
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError, match="did you mean 'num_train_epochs'"):
+        azure.finetune(spec_text().replace("num_train_epochs", "num_train_epoch"))
+    with pytest.raises(SpecError, match="unknown parameter 'learning_rate_min'"):
+        azure.finetune(spec_text().replace("apply_lora: true", "apply_lora: true\n  learning_rate_min: 1.0e-6"))
+    assert creates(log_since(emulator, mark)) == []
+
+
+def test_existing_cluster_of_another_size_refused(azure, emulator):
+    from azml_magics.spec import ComputeSpec
+
+    info = azure.model(MODEL)
+    azure.backend.ensure_compute(ComputeSpec(name="small-a100", size="Standard_NC24ads_A100_v4"), info)
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError, match="already exists with size Standard_NC24ads_A100_v4"):
+        azure.backend.check_compute(ComputeSpec(name="small-a100", size="Standard_NC48ads_A100_v4"), info)
+    assert creates(log_since(emulator, mark)) == []
+    azure.backend.delete_compute("small-a100")
+
+
+# ----------------------------------------------------------------------------- the whole flow
+def test_finetune_register_deploy_chat_delete(azure, emulator):
+    mark = len(emulator.requests())
+    job = azure.finetune(spec_text())
+    first = log_since(emulator, mark)
+    assert routes(creates(first)).count("data_create") == 2  # train and test, once each
+    assert "compute_create" in routes(first)
+    assert job.display_name.startswith(MODEL) and job.experiment == f"chat_completion_{MODEL}"
+
+    final = wait_done(azure, job.name)
+    assert final.state == "Completed"
+    assert len(final.steps) >= 3 and all(s.state == "Completed" for s in final.steps)
+    chunk = azure.logs(job.name)
+    assert chunk.step is not None
+
+    # the same data again: found by content hash, not uploaded twice; the cluster is reused
+    mark = len(emulator.requests())
+    second = azure.finetune(spec_text())
+    again = log_since(emulator, mark)
+    assert "data_create" not in routes(again) and "compute_create" not in routes(again)
+    assert any("not uploaded again" in m for m in azure.messages)
+    wait_done(azure, second.name)
+
+    ref = azure.register(job.name)
+    assert ref.name == f"{MODEL}-ultrachat-200k" and ref.job == job.name
+    assert ref.tags["azml.base_model"].endswith(f"/models/{MODEL}/versions/13")
+    mark = len(emulator.requests())
+    assert azure.register(job.name).version == ref.version  # no duplicate
+    assert "model_create" not in routes(log_since(emulator, mark))
+
+    endpoint = azure.deploy({"model": f"{ref.name}:{ref.version}", "endpoint": "ultrachat-e2e"})
+    assert endpoint.scoring_uri and endpoint.deployment == "demo"
+    assert endpoint.instance_type == "Standard_NC6s_v3"
+    assert any("Standard_NC6s_v3" in m and "%azml_delete ultrachat-e2e" in m for m in azure.messages)
+    reply = azure.chat("ultrachat-e2e", "Say hello.")
+    assert isinstance(reply, str) and reply
+    request = json.loads((SAMPLE / "test_gen.jsonl").read_text().splitlines()[0])
+    response = azure.invoke(None, {"input_data": {"input_string": [request["messages"]], "parameters": {
+        "temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200}}, "params": {}})
+    assert "output" in response
+
+    removed = azure.delete(all=True)
+    assert "endpoint ultrachat-e2e" in removed and "compute gpu-cluster" in removed
+    assert azure.state.is_empty() or not (azure.state.list("endpoints") or azure.state.list("computes"))
+    assert "ultrachat-e2e" not in emulator.state.endpoints and "gpu-cluster" not in emulator.state.computes
+    key_values = [v for pair in emulator.state.endpoint_keys.values() for v in pair]
+    state_text = azure.state.path.read_text() + "\n".join(azure.messages)
+    assert not any(k and k in state_text for k in key_values)
+
+
+def test_deploy_instance_type_outside_inference_allow_list_refused(azure, emulator):
+    job = azure.finetune(spec_text(cluster="gpu-deploy"))
+    wait_done(azure, job.name)
+    ref = azure.register(job.name)
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError, match="Standard_NC4as_T4_v3 is not in .* inference compute allow list.*Standard_NC6s_v3"):
+        azure.deploy({"model": f"{ref.name}:{ref.version}", "endpoint": "t4-refused",
+                      "instance_type": "Standard_NC4as_T4_v3"})
+    assert creates(log_since(emulator, mark)) == []
+    azure.delete(all=True)
+
+
+# ----------------------------------------------------------------------------- watching
+def test_failed_step_reported_with_the_services_message(azure, emulator):
+    emulator.faults.failing_step = "preprocess"
+    emulator.faults.failing_step_error = "UserError: Preprocess found 3 training rows; at least 10 are needed."
+    job = azure.finetune(spec_text(cluster="gpu-fail"))
+    final = wait_done(azure, job.name)
+    assert final.state == "Failed"
+    failed = [s for s in final.steps if s.state == "Failed"]
+    assert len(failed) == 1 and "at least 10 are needed" in failed[0].error
+    assert "at least 10 are needed" in final.error
+    azure.delete(all=True)
+
+
+def test_ctrl_c_detaches_and_reattach_by_name(azure, emulator):
+    emulator.faults.job_duration = 3.0
+    job = azure.finetune(spec_text(cluster="gpu-detach"))
+    seen = []
+
+    def press_ctrl_c(status):
+        seen.append(status.state)
+        raise KeyboardInterrupt
+
+    detached = azure.watch(job.name, on_update=press_ctrl_c, interval=0.05)
+    assert isinstance(detached, api.Detached) and detached.job == job.name
+    assert azure.job(job.name).state not in ("Completed", "Failed", "Canceled")  # the job went on
+    fresh = api.Session(home=azure.home, poll_interval=0.05)  # a new kernel: re-attach by name
+    fresh.connect("azure", subscription_id=emulator.subscription_id, resource_group=emulator.resource_group,
+                  workspace_name=emulator.workspace)
+    assert fresh.watch(job.name, interval=0.1, timeout=60).state == "Completed"
+    assert job.name in [j.name for j in fresh.jobs()]
+    azure.delete(all=True)
+
+
+def test_cancel(azure, emulator):
+    emulator.faults.job_duration = 30.0
+    job = azure.finetune(spec_text(cluster="gpu-cancel"))
+    azure.cancel(job.name)
+    assert wait_done(azure, job.name, timeout=20).state == "Canceled"
+    azure.delete(all=True)
+
+
+def test_throttled_requests_are_retried(azure, emulator):
+    job = azure.finetune(spec_text(cluster="gpu-429"))
+    emulator.faults.http("job_get", 429, retry_after=0.2, times=2)
+    mark = len(emulator.requests())
+    start = time.monotonic()
+    status = azure.job(job.name)
+    assert status.name == job.name
+    got = [e for e in log_since(emulator, mark) if e["route"] == "job_get"]
+    assert len(got) >= 3  # two throttled answers, then the real one
+    assert time.monotonic() - start >= 0.4
+    wait_done(azure, job.name)
+    azure.delete(all=True)

@@ -1,0 +1,106 @@
+"""Pipeline jobs: the service's 400s, a failing step with the service's error text, cancel, child runs."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.azure
+
+COMPONENT = "azureml://registries/azureml/components/chat_completion_pipeline/versions/0.0.82"
+
+
+def _body(**inputs):
+    base = {"mlflow_model_path": {"uri": "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15",
+                                  "job_input_type": "mlflow_model"},
+            "learning_rate": {"value": "5e-06", "job_input_type": "literal"}}
+    base.update(inputs)
+    return {"properties": {"jobType": "Pipeline", "experimentName": "exp", "displayName": "t",
+                           "settings": {"force_rerun": True},
+                           "jobs": {"ft": {"type": "pipeline", "componentId": COMPONENT, "inputs": base}},
+                           "outputs": {"trained_model": {"jobOutputType": "mlflow_model"}}}}
+
+
+def _put(emu, name, body):
+    url = (f"{emu.base_url}/subscriptions/{emu.subscription_id}/resourceGroups/{emu.resource_group}/providers/"
+           f"Microsoft.MachineLearningServices/workspaces/{emu.workspace}/jobs/{name}?api-version=2024-01-01-preview")
+    return httpx.put(url, json=body, verify=str(emu.tls.ca_bundle),
+                     headers={"Authorization": "Bearer emulator-static-token"})
+
+
+@pytest.mark.parametrize("inputs, text", [
+    ({"learning_rate_min": {"value": "1e-6", "job_input_type": "literal"}}, "learning_rate_min"),
+    ({"num_train_epochs": {"value": "three", "job_input_type": "literal"}}, "integer"),
+    ({"lr_scheduler_type": {"value": "cosine_annealing", "job_input_type": "literal"}}, "must be one of"),
+    ({"compute_finetune": {"value": "no-such-cluster", "job_input_type": "literal"}}, "no-such-cluster"),
+    ({"train_file_path": {"value": "x.jsonl", "job_input_type": "literal"}}, "uri_file"),
+])
+def test_invalid_pipeline_jobs_get_the_service_kind_of_400(azure_emulator, inputs, text):
+    r = _put(azure_emulator, "bad-job", _body(**inputs))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "UserError" and text in r.json()["error"]["message"]
+    assert "bad-job" not in azure_emulator.state.jobs
+
+
+def test_command_job_without_compute_is_refused(azure_emulator):
+    body = copy.deepcopy(_body())
+    body["properties"]["jobType"] = "Command"
+    r = _put(azure_emulator, "cmd", body)
+    assert r.status_code == 400 and "computeId" in r.json()["error"]["message"]
+
+
+def test_job_moves_through_states_and_a_failing_step_carries_the_service_error(azure_emulator):
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.exceptions import JobException
+    from azure.identity import DefaultAzureCredential
+
+    emu = azure_emulator
+    emu.faults.job_duration = 2.0
+    emu.faults.failing_step = "finetune"
+    assert _put(emu, "job-fails", _body()).status_code == 201
+    client = MLClient(DefaultAzureCredential(), emu.subscription_id, emu.resource_group, emu.workspace)
+    seen = {client.jobs.get("job-fails").status}
+    with pytest.raises(JobException, match="CUDA out of memory"):
+        client.jobs.stream("job-fails")
+    seen.add(client.jobs.get("job-fails").status)
+    assert "Failed" in seen and seen & {"NotStarted", "Queued", "Running"}
+    runs = httpx.get(f"{emu.base_url}/history/v1.0/subscriptions/{emu.subscription_id}/resourceGroups/"
+                     f"{emu.resource_group}/providers/Microsoft.MachineLearningServices/workspaces/{emu.workspace}"
+                     f"/runs/job-fails/children", verify=str(emu.tls.ca_bundle),
+                     headers={"Authorization": "Bearer emulator-static-token"}).json()["value"]
+    states = {r["name"]: r["status"] for r in runs}
+    assert states == {"validation": "Completed", "model_import": "Completed", "preprocess": "Completed",
+                      "finetune": "Failed"}
+
+
+def test_cancel_moves_a_running_job_to_canceled(azure_emulator):
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    emu = azure_emulator
+    emu.faults.job_duration = 30.0
+    assert _put(emu, "job-cancel", _body()).status_code == 201
+    client = MLClient(DefaultAzureCredential(), emu.subscription_id, emu.resource_group, emu.workspace)
+    client.jobs.begin_cancel("job-cancel").result()
+    deadline = time.monotonic() + 5
+    while client.jobs.get("job-cancel").status != "Canceled" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.jobs.get("job-cancel").status == "Canceled"
+    assert "job-cancel" in [j.name for j in client.jobs.list()]
+
+
+def test_endpoint_stuck_in_creating_never_finishes(azure_emulator):
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+    from azure.identity import DefaultAzureCredential
+
+    emu = azure_emulator
+    emu.faults.endpoint_stuck_creating = True
+    client = MLClient(DefaultAzureCredential(), emu.subscription_id, emu.resource_group, emu.workspace)
+    poller = client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="stuck-ep", auth_mode="key"))
+    time.sleep(1.0)
+    assert not poller.done()
+    assert client.online_endpoints.get("stuck-ep").provisioning_state == "Creating"

@@ -1,0 +1,75 @@
+"""The UI on the real local backend: a chat box on a real endpoint process, a job view of a real job."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from azml_magics.backends.base import ChatParams
+from azml_magics.ui.chat import ChatBox
+from azml_magics.ui.jobview import JobView
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served_session(served):
+    from azml_magics.api import Session
+
+    session = Session(home=served.home)
+    session.connect("local", home=str(served.home))
+    return session
+
+
+def test_chat_box_streams_from_a_real_endpoint(served_session, served):
+    box = ChatBox(served_session, served.endpoint.name, params=ChatParams(max_new_tokens=12), threaded=False)
+    pieces = []
+    box.conversation.observe(lambda c: pieces.append(c["new"]), names="value")
+    box.draw_every = 0.0
+    reply = box.send("What is 2+2?")
+    assert reply, box.conversation.value
+    assert box.stream is True  # the local endpoint streams
+    assert box.history == [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": reply}]
+    assert "azml-chat-error" not in box.conversation.value
+    assert served.key not in box.conversation.value and served.key not in box.transcript_text()
+
+
+def test_wrong_key_and_gone_endpoint_are_inline_errors(served_session, served):
+    from azml_magics.backends.local import endpoints
+
+    box = ChatBox(served_session, served.endpoint.name, params=ChatParams(max_new_tokens=4), threaded=False)
+    key_file = endpoints.endpoints_dir(served.home) / f"{served.endpoint.name}.key"
+    key = key_file.read_text()
+    key_file.write_text("not-the-key")
+    try:
+        assert box.send("hello?") is None
+    finally:
+        key_file.write_text(key)
+    html = box.conversation.value
+    assert "azml-chat-error" in html and ("401" in html or "key" in html)
+    assert "not-the-key" not in html
+    assert box.send("hello again") is not None  # the widget still works
+
+    gone = ChatBox(served_session, "no-such-endpoint", threaded=False)
+    assert gone.send("anyone?") is None
+    assert "no-such-endpoint" in gone.conversation.value
+
+
+def test_job_view_of_a_real_tiny_fine_tune(trained_job, tmp_path):
+    from azml_magics.api import Session
+
+    backend, job = trained_job
+    session = Session(home=backend.home, poll_interval=0.1)
+    session.connect("local", home=str(backend.home))
+    view = JobView(session, job, render_every=0.0, chart_every=0.0)
+    view.run()
+    assert view.finished and view.status.state == "Completed"
+    html = view.html
+    for step in (s.name for s in view.status.steps):
+        assert re.escape(step) and step in html
+    assert ">loss</td>" in html
+    png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1))
+    assert png.startswith(b"\x89PNG")
+    assert view.log_tail  # the last lines of the job's log
