@@ -83,7 +83,7 @@ class Session:
 
     def __init__(self, *, home: str | Path | None = None, default_backend: str = "local",
                  poll_interval: float = 5.0, registry: str = "azureml"):
-        self.home = Path(home).expanduser() if home else default_home()
+        self.home = (Path(home).expanduser() if home else default_home()).resolve()
         self.default_backend = default_backend
         self.poll_interval = poll_interval
         self.registry = registry
@@ -97,7 +97,7 @@ class Session:
         instance = backend_registry.load(name)
         options = {k: v for k, v in options.items() if v is not None}
         if "home" in options:
-            self.home = Path(options["home"]).expanduser()
+            self.home = Path(options["home"]).expanduser().resolve()
         options["home"] = str(self.home)
         options.setdefault("registry", self.registry)
         workspace = instance.connect(options)
@@ -307,7 +307,15 @@ class Session:
         if spec.endpoint is None:
             spec.endpoint = f"ultrachat-completion-{int(time.time())}"
         model = self._resolve_registered(spec.model)
-        endpoint = self.require().deploy(model, spec)
+        try:
+            endpoint = self.require().deploy(model, spec)
+        except SpecError:
+            raise  # refused before anything was created
+        except BaseException:
+            # a half-made endpoint bills too: remember it so %azml_delete --all removes it
+            self.state.add("endpoints", spec.endpoint, deployment=spec.deployment,
+                           model=f"{model.name}:{model.version}", state="failed to deploy")
+            raise
         self.state.add(
             "endpoints", endpoint.name, deployment=endpoint.deployment, model=f"{model.name}:{model.version}",
             instance_type=endpoint.instance_type, instance_count=endpoint.instance_count,

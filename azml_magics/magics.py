@@ -86,7 +86,7 @@ class AzmlMagics(Magics):
         if change["name"] == "home" and not s.connected:
             from pathlib import Path
 
-            s.home = Path(self.home).expanduser()
+            s.home = Path(self.home).expanduser().resolve()
 
     # ------------------------------------------------------------------ connect
     @line_magic
@@ -181,11 +181,15 @@ class AzmlMagics(Magics):
             JobView = None
         if JobView is not None:
             view = JobView(self.session, job)
-            return view.run(background=background)
+            view.run(background=background)
+            if not background:
+                _raise_if_failed(view.status)
+            return None
         if background:
             print(f"Running in the background; watch with %azml_jobs attach {job}")
             return None
         result = self.session.watch(job, on_update=lambda st: print(f"{time.strftime('%H:%M:%S')} {st.state}"))
+        _raise_if_failed(result)
         from . import api
 
         if isinstance(result, api.Detached):
@@ -342,6 +346,20 @@ class AzmlMagics(Magics):
         rows = [[m.name, m.version, ", ".join(m.tasks), "archived" if m.archived else (m.deprecated or "")]
                 for m in s.models(args.task)]
         return display(Table(["model", "version", "tasks", "status"], rows, title=f"Models for {args.task}"))
+
+
+def _raise_if_failed(status) -> None:
+    """A blocking fine-tune that fails stops 'Run all' here, with the reason and where the log is."""
+    from .backends.base import FAILED
+
+    if status is None or getattr(status, "state", None) != FAILED:
+        return
+    failed = [s for s in status.steps if s.state == FAILED]
+    where = f" in step '{failed[0].name}'" if failed else ""
+    raise AzmlError(
+        f"job {status.name} failed{where}: {status.error or (failed[0].error if failed else 'no reason given')}. "
+        f"Full log: %azml_jobs logs {status.name}"
+    )
 
 
 def _ago(ts) -> str:

@@ -204,3 +204,16 @@ def test_chart_is_redrawn_only_when_the_loss_grows(scripted):
     view.metrics = {"loss": [MetricPoint(1, 2.0), MetricPoint(2, 1.0)]}
     assert view.chart_png() is not first
     assert job.ticks == 0
+
+
+def test_a_local_jobs_folder_is_shown_not_linked_and_metrics_are_the_readable_ones(scripted):
+    session, backend = scripted
+    backend.add_job("job-l")
+    view = JobView(session, "job-l", interval=0.001, render_every=0.0)
+    view.run()
+    view.status.url = "/home/me/.azml_magics/jobs/job-l"
+    view.metrics["total_flos"] = [MetricPoint(1, 8e8)]
+    html = view.summary_html()
+    assert "href='/home" not in html and "(/home/me/.azml_magics/jobs/job-l)" in html
+    assert ">total_flos</td>" not in html  # noise metrics stay out when the usual ones are there
+    assert ">eval_loss</td>" in html

@@ -68,7 +68,7 @@ def test_job_view_of_a_real_tiny_fine_tune(trained_job, tmp_path):
     assert view.finished and view.status.state == "Completed"
     html = view.html
     for step in (s.name for s in view.status.steps):
-        assert re.escape(step) and step in html
+        assert step in html
     assert ">loss</td>" in html
     png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1))
     assert png.startswith(b"\x89PNG")

@@ -1,0 +1,126 @@
+"""Benchmark: the local endpoint against in-process generation, and 8 clients against one.
+
+On the built-in tiny model (built offline), with a real endpoint server process on 127.0.0.1:
+  overhead: for the same prompt (a test_gen row of the bundled sample) and max_new_tokens, greedy
+    decoding, the median latency of ``POST /score`` through EndpointClient against the median time of
+    ``model.generate`` in this process, with the same torch thread count. The two are measured
+    alternately, so load from other jobs on the machine falls on both sides alike.
+  concurrency_gain: generated tokens per second with 8 clients sending requests at once against one
+    client sending the same number of requests one at a time (the notebook's sampling parameters).
+Last line: local_serve: overhead=<endpoint/inproc - 1> concurrency_gain=<8 clients/sequential>
+Targets: overhead <= 0.10, concurrency_gain >= 2.
+
+Run: python benchmarks/local_serve.py [--max-new-tokens 200] [--repeats 15] [--clients 8] [--requests 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def first_test_gen_prompt() -> list[dict]:
+    row = json.loads((ROOT / "azml_magics" / "sample_data" / "test_gen.jsonl").read_text().splitlines()[0])
+    return [m for m in row["messages"] if m["role"] != "assistant"][:1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=4, help="requests per client in the concurrency run")
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from azml_magics.backends.base import ChatParams
+    from azml_magics.backends.local import endpoints
+    from azml_magics.backends.local.tiny_model import ensure_tiny_model
+    from azml_magics.client import EndpointClient
+
+    model_dir = ensure_tiny_model()
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    messages = first_test_gen_prompt()
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    input_ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    stop = [tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.eos_token_id]
+
+    def inproc() -> tuple[float, int]:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=args.max_new_tokens,
+                                 do_sample=False, eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)
+        return time.perf_counter() - started, out.shape[1] - input_ids.shape[1]
+
+    home = Path(tempfile.mkdtemp(prefix="azml-serve-bench-"))
+    endpoint = endpoints.start_endpoint(home, "bench", model_dir, model_ref="azml-tiny-phi3:1",
+                                        server_args=("--threads", str(threads)))
+    try:
+        client = EndpointClient(endpoint.scoring_uri, endpoints.read_key(home, "bench"), timeout=300)
+        greedy = ChatParams(do_sample=False, max_new_tokens=args.max_new_tokens)
+        request = {"input_data": {"input_string": messages, "parameters": vars(greedy)}, "params": {}}
+
+        def served() -> tuple[float, int]:
+            started = time.perf_counter()
+            response = client.score(request)
+            return time.perf_counter() - started, response["usage"]["completion_tokens"]
+
+        for _ in range(3):  # warm both paths
+            inproc(), served()
+        local, remote = [], []
+        for _ in range(args.repeats):
+            local.append(inproc())
+            remote.append(served())
+        local_tokens, remote_tokens = {n for _, n in local}, {n for _, n in remote}
+        if local_tokens != remote_tokens:
+            raise SystemExit(f"token counts differ: in-process {local_tokens}, endpoint {remote_tokens}")
+        t_local = statistics.median(t for t, _ in local)
+        t_remote = statistics.median(t for t, _ in remote)
+        overhead = t_remote / t_local - 1
+
+        sampled = ChatParams(temperature=0.6, top_p=0.9, do_sample=True, max_new_tokens=args.max_new_tokens)
+        sampled_request = {"input_data": {"input_string": messages, "parameters": vars(sampled)}, "params": {}}
+
+        def one_client(n: int) -> int:
+            with EndpointClient(endpoint.scoring_uri, endpoints.read_key(home, "bench"), timeout=300) as c:
+                return sum(c.score(sampled_request)["usage"]["completion_tokens"] for _ in range(n))
+
+        total = args.clients * args.requests
+        started = time.perf_counter()
+        seq_tokens = one_client(total)
+        seq_rate = seq_tokens / (time.perf_counter() - started)
+        with ThreadPoolExecutor(args.clients) as pool:
+            started = time.perf_counter()
+            conc_tokens = sum(pool.map(one_client, [args.requests] * args.clients))
+            conc_rate = conc_tokens / (time.perf_counter() - started)
+        gain = conc_rate / seq_rate
+        health = client._http.get(endpoint.scoring_uri.replace("/score", "/health")).json()
+    finally:
+        endpoints.stop_endpoint(home, "bench")
+
+    print(f"model: azml-tiny-phi3 ({sum(p.numel() for p in model.parameters()):,} parameters), torch threads {threads}, "
+          f"prompt {input_ids.shape[1]} tokens, max_new_tokens {args.max_new_tokens}")
+    print(f"latency, median of {args.repeats} (greedy, {next(iter(local_tokens))} tokens): "
+          f"in-process {t_local * 1000:.1f} ms, endpoint {t_remote * 1000:.1f} ms")
+    print(f"throughput, {total} sampled requests: one client {seq_rate:.0f} tokens/s, "
+          f"{args.clients} clients {conc_rate:.0f} tokens/s; largest batch {health['largest_batch']}")
+    print(f"local_serve: overhead={overhead:.3f} concurrency_gain={gain:.2f}")
+
+
+if __name__ == "__main__":
+    main()
