@@ -1,8 +1,9 @@
 """The whole notebook in a real JupyterLab, driven in headless Chromium.
 
 Cells load the extension, connect to the local backend, fine-tune the tiny model for a few steps
-(the live job view, then its summary), register, deploy, and open the chat box; the test types into
-the chat box, presses Send (and then Enter), and checks the reply appears in the page. It saves the
+(the live job view, then its summary), register, deploy, open the chat box and a fine-tune form; the
+test types into the chat box, presses Send (and then Enter), checks the reply appears in the page,
+then types a bad and a good value into the form and asks for its YAML. It saves the
 notebook and renders it without a kernel (nbconvert) to check the job summary and the chat transcript
 are still there. A screenshot and the rendered notebook go to test-artifacts/.
 """
@@ -39,6 +40,7 @@ def _notebook(home: Path) -> dict:
         "%azml_register",
         f"%azml_deploy --endpoint {ENDPOINT}",
         f"%azml_chat {ENDPOINT} --max-new-tokens 24",
+        "%%azml_finetune --form\nmodel: azml-tiny-phi3\nparameters: {num_train_epochs: 2}\n",
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
@@ -122,6 +124,26 @@ def test_chat_in_jupyterlab_and_the_saved_notebook_keeps_summary_and_transcript(
         static = page.locator("[class*='azml-chat-static-']")
         assert static.count() == 1 and not static.is_visible()
         page.screenshot(path=str(ARTIFACTS / "browser-chat.png"), full_page=True)
+
+        # the fine-tune form checks as you type, with the spec's own words, and shows its YAML
+        rate = page.locator(".azml-field-parameters-learning_rate")
+        rate.locator("input").fill("fast")
+        rate.get_by_text("parameters.learning_rate must be a number").wait_for(timeout=30_000)
+        submit = page.locator(".azml-form button", has_text="Submit")
+        assert submit.is_disabled()
+        rate.locator("input").fill("0.0001")
+        page.wait_for_function(
+            "() => !document.querySelector('.azml-field-parameters-learning_rate').textContent.includes('must be')",
+            timeout=30_000)
+        assert submit.is_enabled()
+        page.locator(".azml-form button", has_text="Show YAML").click()
+        yaml_box = page.locator(".azml-form textarea")
+        page.wait_for_function(
+            "() => (document.querySelector('.azml-form textarea') || {}).value?.includes('learning_rate: 0.0001')",
+            timeout=30_000)
+        assert "num_train_epochs: 2" in yaml_box.input_value()
+        rate.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-form.png"))
 
         page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
         saved = _wait_for_file(path, SECOND)

@@ -84,6 +84,7 @@ class Form:
                                layout=widgets.Layout(width=LABEL_WIDTH))
         error = widgets.HTML("", layout=widgets.Layout(margin="0 0 0 8px"))
         row = widgets.HBox([label_w, widget, error], layout=widgets.Layout(align_items="center"))
+        row.add_class("azml-field-" + re.sub(r"[^A-Za-z0-9_-]", "-", path))  # a handle for browser tests
         field = Field(path, widget, error, row)
         self.fields[path] = field
         widget.observe(lambda _change: self._changed(path), names="value")

@@ -191,9 +191,19 @@ def tracking_base(uri: str | None) -> str | None:
         return None
     if uri.startswith("azureml://"):
         return "https://" + uri[len("azureml://"):].rstrip("/")
-    if uri.startswith("https://"):
+    if uri.startswith(("https://", "http://")):
         return uri.rstrip("/")
     return None
+
+
+def aml_scope() -> str:
+    """The token scope of Azure ML's data plane in the current cloud (ml.azure.com on the public one)."""
+    try:
+        from azure.ai.ml._azure_environments import _get_aml_resource_id_from_metadata
+
+        return _get_aml_resource_id_from_metadata().rstrip("/") + "/.default"
+    except Exception:  # an older SDK without the helper: the public cloud's
+        return "https://ml.azure.com/.default"
 
 
 def metrics(credential, tracking_uri: str | None, experiment: str | None, job: str) -> dict[str, list[MetricPoint]]:
@@ -203,7 +213,7 @@ def metrics(credential, tracking_uri: str | None, experiment: str | None, job: s
         return {}
     import requests
 
-    token = credential.get_token("https://ml.azure.com/.default").token
+    token = credential.get_token(aml_scope()).token
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     api = f"{base}/api/2.0/mlflow"
