@@ -179,10 +179,11 @@ class Session:
                 + ", ".join(f"{k}={v}" for k, v in effective.dropped_model_defaults.items())
             )
         if check_data:
-            plan.data, plan.data_report = self._prepare_spec_data(spec, model, effective)
+            plan.data_report = self._check_spec_data(spec, model, effective)
         return plan
 
-    def _prepare_spec_data(self, spec: FinetuneSpec, model: ModelInfo, effective: EffectiveParameters):
+    def _check_spec_data(self, spec: FinetuneSpec, model: ModelInfo, effective: EffectiveParameters):
+        """Validate every row (strict: raise; drop: count) without writing anything of ours."""
         from . import data
 
         d = spec.data
@@ -206,15 +207,20 @@ class Session:
             test_split=d.test_split,
         )
         report.raise_for_problems()
-        # one folder per plan: a running job keeps reading its own files while the next is prepared
+        return report
+
+    def _write_spec_data(self, plan: FinetunePlan) -> DataFiles:
+        # one folder per submission: a running job keeps reading its own files while the next is prepared
         clean_dir = self.home / "data" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
         # a model without a system role gets the system text folded into the first user turn
-        return report.write_clean(clean_dir, fold_system=not model.supports_system_role), report
+        return plan.data_report.write_clean(clean_dir, fold_system=not plan.model.supports_system_role)
 
     def finetune(self, spec: FinetuneSpec | str | dict, *, plan: FinetunePlan | None = None) -> JobRef:
         """Check everything, then create the compute (if needed) and submit. Returns at once."""
         plan = plan or self.plan_finetune(spec)
         backend = self.require()
+        if plan.data is None and plan.data_report is not None:
+            plan.data = self._write_spec_data(plan)
         compute = backend.ensure_compute(plan.spec.compute, plan.model)
         if compute is not None and compute.created:
             self.state.add("computes", compute.name, size=compute.size)

@@ -62,7 +62,8 @@ def effective_table(plan) -> Table:
     rows = [[r.name, r.value, r.source, r.overrides or ""] for r in eff.rows]
     notes = [f"display name: {plan.display_name}", f"model: {plan.model.id}"]
     if plan.compute is not None:
-        notes.append(f"compute: {plan.compute.name} ({plan.compute.size}, {plan.compute.gpus_per_node} GPU per node)")
+        gpus = f", {plan.compute.gpus_per_node} GPU per node" if plan.compute.size.startswith("Standard_") else ""
+        notes.append(f"compute: {plan.compute.name} ({plan.compute.size}{gpus})")
     if eff.dropped_model_defaults:
         notes.append(
             "dropped model defaults (not inputs of this component): "
@@ -70,7 +71,10 @@ def effective_table(plan) -> Table:
         )
     if eff.ignored:
         notes.append("no meaning on this backend (ignored): " + ", ".join(sorted(eff.ignored)))
-    if plan.data is not None:
-        notes.append(f"data: {plan.data.train} ({plan.data.rows})")
+    report = plan.data_report
+    if report is not None:
+        kept = ", ".join(f"{split}: {r.kept} rows" for split, r in report.files.items())
+        dropped = f"; {report.dropped} dropped" if getattr(report, "dropped", 0) else ""
+        notes.append(f"data checked: {kept}{dropped}")
     notes.extend(plan.notes)
     return Table(["parameter", "value", "source", "replaces"], rows, title="Effective parameters", notes=notes)

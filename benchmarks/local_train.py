@@ -126,7 +126,8 @@ def main() -> int:
     tok = AutoTokenizer.from_pretrained(model_dir)
     data = ultrachat_shaped(args.rows + args.rows // 8, seed=1)
     train, evaluation = data[: args.rows], data[args.rows :]
-    lengths = sorted(min(len(tok.apply_chat_template(m, tokenize=True)), SETTINGS["max_seq_length"]) for m in train)
+    lengths = sorted(min(len(tok.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]),
+                         SETTINGS["max_seq_length"]) for m in train)
     print(f"data: {len(train)} train / {len(evaluation)} eval conversations; tokens per row "
           f"min {lengths[0]} median {lengths[len(lengths) // 2]} p90 {lengths[len(lengths) * 9 // 10]} max {lengths[-1]}; "
           f"{torch.get_num_threads()} threads")

@@ -179,7 +179,8 @@ def test_finetune_register_deploy_chat_delete(azure, emulator):
     assert final.state == "Completed"
     assert len(final.steps) >= 3 and all(s.state == "Completed" for s in final.steps)
     chunk = azure.logs(job.name)
-    assert chunk.step is not None
+    assert chunk.step is not None and chunk.lines
+    assert azure.logs(job.name, chunk.cursor).lines == []  # the cursor gives only newer lines
 
     # the same data again: found by content hash, not uploaded twice; the cluster is reused
     mark = len(emulator.requests())

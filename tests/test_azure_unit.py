@@ -169,3 +169,11 @@ def test_importing_the_backend_imports_no_azure_sdk():
             "bad=[m for m in sys.modules if m.startswith(('azure.ai', 'azure.identity', 'torch', 'mlflow'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_model_ids_name_their_registry_and_version():
+    from azml_magics.backends.azure import _parse_model_id
+
+    assert _parse_model_id("azureml://registries/azureml-meta/models/Llama-2-7b-chat/versions/24", None) == \
+        ("azureml-meta", "Llama-2-7b-chat", "24")
+    assert _parse_model_id("Phi-3-mini-128k-instruct", "13") == (None, "Phi-3-mini-128k-instruct", "13")

@@ -226,11 +226,15 @@ class FinetuneForm(Form):
         self.yaml_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em"))
         self.yaml_box = widgets.VBox([self.yaml_text, self.load_button], layout=widgets.Layout(display="none"))
 
-        main = [self.fields[p].row for p in ("model",)] + [self.model_note]
+        def heading(text):
+            return widgets.HTML(f"<div style='margin-top:6px;border-bottom:1px solid #d0d7de'><b>{text}</b></div>")
+
+        main = [heading("Model"), self.fields["model"].row, self.model_note, heading("Data")]
         main += [self.fields[p].row for p in ("data.source", "data.fraction", "data.rows", "data.train_split",
                                                "data.test_split", "data.train", "data.test")]
+        main += [heading("Compute (Azure)")]
         main += [self.fields[p].row for p in ("compute.name", "compute.size", "compute.max_instances")]
-        main += [self.fields[f"parameters.{n}"].row for n in MAIN_PARAMETERS]
+        main += [heading("Main parameters")] + [self.fields[f"parameters.{n}"].row for n in MAIN_PARAMETERS]
         advanced_paths = ["data.validation", "data.folder", "data.policy", "compute.min_instances", "compute.tier",
                           "compute.idle_time_before_scale_down", "experiment", "name", "pipeline_version", "tags"]
         advanced_paths += [f"parameters.{n}" for n in user_settable() if n not in MAIN_PARAMETERS]

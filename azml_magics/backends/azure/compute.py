@@ -101,6 +101,6 @@ def delete(client, name: str, progress: Callable[[str], None]) -> None:
     try:
         client.compute.begin_delete(name).result()
     except Exception as err:
-        if is_not_found(err):
-            return
+        if is_not_found(err) and existing_cluster(client, name) is None:
+            return  # already gone
         raise remote_error(err, f"delete compute '{name}'") from None

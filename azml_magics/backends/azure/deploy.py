@@ -264,9 +264,17 @@ def delete_endpoint(client, name: str, progress: Callable[[str], None]) -> None:
     try:
         client.online_endpoints.begin_delete(name=name).result()
     except Exception as err:
-        if is_not_found(err):
-            return
+        if is_not_found(err) and not _endpoint_exists(client, name):
+            return  # already gone
         raise remote_error(err, f"delete endpoint {name}") from None
+
+
+def _endpoint_exists(client, name: str) -> bool:
+    try:
+        client.online_endpoints.get(name=name)
+        return True
+    except Exception as err:
+        return not is_not_found(err)
 
 
 def stream_chat(client, endpoint: str, messages: list[dict], params) -> Iterator[str]:
