@@ -77,6 +77,13 @@ class AzmlMagics(Magics):
             )
         return self._session
 
+    @session.setter
+    def session(self, value):
+        """Drive another api.Session (scripts and tests can hand one in)."""
+        from . import api
+
+        self._session = api.reset_session(value)
+
     @observe("backend", "home", "poll_interval", "registry")
     def _sync(self, change):
         s = self._session

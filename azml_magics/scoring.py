@@ -243,10 +243,10 @@ def _score_parameters(raw, cap: int) -> GenerationParams:
 class Reply:
     """One generated reply, as the server hands it to the response builders."""
 
-    text: str
-    finish_reason: str  # "stop" (end of turn) or "length"
-    prompt_tokens: int
-    completion_tokens: int
+    text: str = ""
+    finish_reason: str = "stop"  # "stop" (end of turn) or "length"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 def _usage(replies: list[Reply]) -> dict:

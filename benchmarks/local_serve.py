@@ -3,21 +3,20 @@
 On the built-in tiny model (built offline), with a real endpoint server process on 127.0.0.1:
   overhead: for the same prompt (a test_gen row of the bundled sample) and max_new_tokens, greedy
     decoding, the median latency of ``POST /score`` through EndpointClient against the median time of
-    ``model.generate`` in this process, with the same torch thread count. The two are measured
+    ``model.generate`` in this process, with the same torch thread count (--threads, both sides). The two are measured
     alternately, so load from other jobs on the machine falls on both sides alike.
   concurrency_gain: generated tokens per second with 8 clients sending requests at once against one
     client sending the same number of requests one at a time (the notebook's sampling parameters).
 Last line: local_serve: overhead=<endpoint/inproc - 1> concurrency_gain=<8 clients/sequential>
 Targets: overhead <= 0.10, concurrency_gain >= 2.
 
-Run: python benchmarks/local_serve.py [--max-new-tokens 200] [--repeats 15] [--clients 8] [--requests 4]
+Run: python benchmarks/local_serve.py [--max-new-tokens 200] [--repeats 15] [--clients 8] [--requests 4] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=4, help="requests per client in the concurrency run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads on both sides (the tiny model gains nothing from more; one thread "
+                             "keeps timings stable on a shared machine)")
     args = parser.parse_args()
 
     import torch
@@ -51,7 +53,7 @@ def main() -> None:
     from azml_magics.client import EndpointClient
 
     model_dir = ensure_tiny_model()
-    threads = os.cpu_count() or 1
+    threads = args.threads
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()

@@ -31,7 +31,7 @@ def served(tmp_path_factory, tiny_model_dir) -> Served:
     home = tmp_path_factory.mktemp("endpoint-home")
     endpoint = endpoints.start_endpoint(
         home, ENDPOINT_NAME, tiny_model_dir, model_ref="azml-tiny-phi3:1",
-        server_args=("--max-new-tokens", "512", "--max-body-bytes", "100000", "--threads", "1"),
+        server_args=("--max-new-tokens", "512", "--max-body-bytes", "100000"),
     )
     try:
         yield Served(home, endpoint, endpoints.read_key(home, ENDPOINT_NAME))

@@ -30,7 +30,7 @@ from azml_magics.backends.base import (
     ModelRef,
     Workspace,
 )
-from azml_magics.errors import NotFound, RemoteError, SpecError
+from azml_magics.errors import NotFound, SpecError
 from azml_magics.pipeline_inputs import PIPELINE_INPUTS
 
 STEPS = ("validation", "model import", "preprocess", "fine-tune", "convert")
@@ -238,6 +238,3 @@ def scripted(tmp_path):
     backend.calls.clear()
     return session, backend
 
-
-def rejected(exc_type=RemoteError, text="401 Unauthorized: the endpoint key was rejected; redeploy or fetch a new key."):
-    return exc_type(text)

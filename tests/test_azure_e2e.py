@@ -163,7 +163,6 @@ def test_existing_cluster_of_another_size_refused(azure, emulator):
     with pytest.raises(SpecError, match="already exists with size Standard_NC24ads_A100_v4"):
         azure.backend.check_compute(ComputeSpec(name="small-a100", size="Standard_NC48ads_A100_v4"), info)
     assert creates(log_since(emulator, mark)) == []
-    azure.backend.delete_compute("small-a100")
 
 
 # ----------------------------------------------------------------------------- the whole flow
@@ -226,7 +225,6 @@ def test_deploy_instance_type_outside_inference_allow_list_refused(azure, emulat
         azure.deploy({"model": f"{ref.name}:{ref.version}", "endpoint": "t4-refused",
                       "instance_type": "Standard_NC4as_T4_v3"})
     assert creates(log_since(emulator, mark)) == []
-    azure.delete(all=True)
 
 
 # ----------------------------------------------------------------------------- watching
@@ -239,7 +237,6 @@ def test_failed_step_reported_with_the_services_message(azure, emulator):
     failed = [s for s in final.steps if s.state == "Failed"]
     assert len(failed) == 1 and "at least 10 are needed" in failed[0].error
     assert "at least 10 are needed" in final.error
-    azure.delete(all=True)
 
 
 def test_ctrl_c_detaches_and_reattach_by_name(azure, emulator):
@@ -259,7 +256,6 @@ def test_ctrl_c_detaches_and_reattach_by_name(azure, emulator):
                   workspace_name=emulator.workspace)
     assert fresh.watch(job.name, interval=0.1, timeout=60).state == "Completed"
     assert job.name in [j.name for j in fresh.jobs()]
-    azure.delete(all=True)
 
 
 def test_cancel(azure, emulator):
@@ -267,7 +263,6 @@ def test_cancel(azure, emulator):
     job = azure.finetune(spec_text(cluster="gpu-cancel"))
     azure.cancel(job.name)
     assert wait_done(azure, job.name, timeout=20).state == "Canceled"
-    azure.delete(all=True)
 
 
 def test_throttled_requests_are_retried(azure, emulator):
@@ -281,4 +276,51 @@ def test_throttled_requests_are_retried(azure, emulator):
     assert len(got) >= 3  # two throttled answers, then the real one
     assert time.monotonic() - start >= 0.4
     wait_done(azure, job.name)
-    azure.delete(all=True)
+
+
+# ----------------------------------------------------------------------------- through the magics
+def test_magics_connect_card_and_dry_run_show_what_would_be_sent(emulator, ip, tmp_path, monkeypatch):
+    from tests.fixtures_core import run_cell
+
+    monkeypatch.chdir(tmp_path)
+    result, out, outputs = run_cell(ip, f"%azml_connect --backend azure --subscription {emulator.subscription_id} "
+                                        f"--resource-group {emulator.resource_group} --workspace {emulator.workspace}")
+    assert result.success, out
+    shown = out + "".join(str(o.data) for o in outputs)
+    assert "ws-emulator" in shown and "eastus" in shown and "azureml" in shown
+    result, out, outputs = run_cell(ip, "%azml_models Phi-3-mini-4k-instruct")
+    assert result.success and "retired on 2025-08-30" in "".join(str(o.data) for o in outputs)
+    mark = len(emulator.requests())
+    result, out, outputs = run_cell(ip, "%%azml_finetune --dry-run\n" + spec_text())
+    assert result.success, out
+    shown = out + "".join(str(o.data) for o in outputs)
+    assert "learning_rate_min" in shown and "num_train_epochs" in shown
+    assert creates(log_since(emulator, mark)) == []
+    result, out, _ = run_cell(ip, "%%azml_finetune\n" + spec_text(size="Standard_ND40rs_v2"))
+    assert "UsageError" in out and "Standard_NC24ads_A100_v4" in out and "Traceback" not in out
+    assert creates(log_since(emulator, mark)) == []
+
+
+def test_credentials_are_the_ones_asked_for():
+    from azml_magics.backends.azure import connection
+
+    assert type(connection.make_credential("cli")[0]).__name__ == "AzureCliCredential"
+    assert type(connection.make_credential("device-code")[0]).__name__ == "DeviceCodeCredential"
+    assert type(connection.make_credential("managed-identity")[0]).__name__ == "ManagedIdentityCredential"
+    assert type(connection.make_credential("browser")[0]).__name__ == "InteractiveBrowserCredential"
+    assert type(connection.make_credential("default")[0]).__name__ == "DefaultAzureCredential"
+    with pytest.raises(AzmlError, match="unknown credential 'secret'"):
+        connection.make_credential("secret")
+
+
+def test_pinned_pipeline_version_is_used_and_a_missing_one_refused(azure, emulator):
+    mark = len(emulator.requests())
+    job = azure.finetune(spec_text(extra="pipeline_version: 0.0.80", cluster="gpu-pinned"))
+    body = next(e["json"] for e in log_since(emulator, mark) if e["route"] == "job_create")
+    node = next(iter(body["properties"]["jobs"].values()))
+    assert node["componentId"].endswith("/components/chat_completion_pipeline/versions/0.0.80")
+    assert job.name
+    mark = len(emulator.requests())
+    with pytest.raises(SpecError, match="version 9.9.9 is not in the registry"):
+        azure.finetune(spec_text(extra="pipeline_version: 9.9.9", cluster="gpu-pinned"))
+    assert creates(log_since(emulator, mark)) == []

@@ -27,8 +27,8 @@ OLD_DEFAULTS = {"apply_deepspeed": "true", "deepspeed_stage": "2", "apply_lora":
                 "ignore_mismatched_sizes": "false", "num_train_epochs": "1", "per_device_train_batch_size": "1",
                 "per_device_eval_batch_size": "1", "learning_rate": "5e-6", "save_total_limit": "1"}
 
-# Documented differences (docs: the Azure backend section of docs/architecture.md; reference doc
-# "Where the original flow breaks"), as paths into the request bodies.
+# Documented differences (azml_magics/backends/azure/__init__.py; the reference doc's "Where the
+# original flow breaks"), as paths into the request bodies.
 FIXES = {
     # data is uploaded once as content-versioned data assets, not as an anonymous upload per submission
     "job:train_file_path", "job:test_file_path",
@@ -176,7 +176,7 @@ experiment: chat_completion_{MODEL}""",
     diff = [k for k in sorted(set(a) | set(b)) if not same(a.get(k), b.get(k))]
     assert set(diff) <= {f.split(":", 1)[1] for f in FIXES if f.startswith("job:")}, diff
     assert a["num_train_epochs"] in (3, "3") and b["num_train_epochs"] in (1, "1")
-    assert str(a["train_file_path"]).startswith("azureml:azml-train_sft:")
+    assert "/data/azml-train_sft/versions/" in str(a["train_file_path"])  # a data asset, by content hash
     assert differences(our_job, original["job_create"][0], names=names,
                        ignore=("properties.jobs.", "properties.tags", "properties.sourceJobId")) == []
 

@@ -1,7 +1,8 @@
 """The whole notebook in a real JupyterLab, driven in headless Chromium.
 
 Cells load the extension, connect to the local backend, fine-tune the tiny model for a few steps
-(the live job view, then its summary), register, deploy, open the chat box and a fine-tune form; the
+with --no-wait (a live job view updated from a background thread) and attach to it (a blocking
+view); both end as summaries. Then register, deploy, open the chat box and a fine-tune form; the
 test types into the chat box, presses Send (and then Enter), checks the reply appears in the page,
 then types a bad and a good value into the form and asks for its YAML. It saves the
 notebook and renders it without a kernel (nbconvert) to check the job summary and the chat transcript
@@ -33,10 +34,11 @@ def _notebook(home: Path) -> dict:
     cells = [
         "%load_ext azml_magics\n%config AzmlMagics.poll_interval = 1.0",
         f"%azml_connect --backend local --home {home}",
-        "%%azml_finetune\n"
+        "%%azml_finetune --no-wait\n"
         "model: azml-tiny-phi3\n"
         f"data: {{train: {SAMPLE / 'train_sft.jsonl'}, test: {SAMPLE / 'test_sft.jsonl'}}}\n"
         "parameters: {max_steps: 4, logging_steps: 1, evaluation_strategy: steps, eval_steps: 2}\n",
+        "%azml_jobs attach",
         "%azml_register",
         f"%azml_deploy --endpoint {ENDPOINT}",
         f"%azml_chat {ENDPOINT} --max-new-tokens 24",
@@ -66,7 +68,7 @@ def _stop_endpoints(home: Path) -> None:
 
 
 def test_chat_in_jupyterlab_and_the_saved_notebook_keeps_summary_and_transcript(
-        jupyter_lab, chromium_page, tiny_model_dir, tmp_path):
+        tiny_model_dir, jupyter_lab, chromium_page, tmp_path):
     import nbformat
 
     home = tmp_path / "azml_home"
@@ -83,11 +85,13 @@ def test_chat_in_jupyterlab_and_the_saved_notebook_keeps_summary_and_transcript(
             " return k && k.status === 'idle'; }", timeout=120_000)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
-        # the live job view turns into its summary (steps, metrics, chart) when the job ends
-        summary = page.locator(".azml-job-summary")
-        summary.wait_for(timeout=300_000)
-        assert "Completed" in summary.inner_text()
-        assert summary.locator("img").count() == 1
+        # both live job views (the --no-wait one, updated from its thread, and the attached one)
+        # turn into the summary (steps, metrics, chart) when the job ends
+        summaries = page.locator(".azml-job-summary")
+        page.wait_for_function("document.querySelectorAll('.azml-job-summary').length == 2", timeout=300_000)
+        for i in range(2):
+            assert "Completed" in summaries.nth(i).inner_text()
+            assert summaries.nth(i).locator("img").count() == 1
 
         chat_input = page.locator(".azml-chat-input input")
         chat_input.wait_for(timeout=300_000)
@@ -156,7 +160,7 @@ def test_chat_in_jupyterlab_and_the_saved_notebook_keeps_summary_and_transcript(
     nb = nbformat.reads(saved, as_version=4)
     html_outputs = [o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", [])]
     job_summary = [h for h in html_outputs if "azml-job-summary" in h]
-    assert len(job_summary) == 1 and "data:image/png;base64," in job_summary[0]
+    assert len(job_summary) == 2 and all("data:image/png;base64," in h for h in job_summary)
     transcript = [h for h in html_outputs if "azml-chat-static-" in h]
     assert len(transcript) == 1
     assert FIRST in transcript[0] and SECOND in transcript[0]

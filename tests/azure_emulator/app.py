@@ -8,7 +8,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from . import routes_control, routes_endpoints, routes_jobs, routes_meta, routes_registry, routes_workspace  # noqa: F401
+from . import (  # noqa: F401
+    routes_control, routes_data, routes_endpoints, routes_jobs, routes_meta, routes_registry, routes_workspace,
+)
 from .routing import ROUTES, Req, ServiceError, error_response
 
 
@@ -30,9 +32,11 @@ def _wrap(state, name: str, fn):
                                   "header is missing or the bearer token is not one this emulator issued.")
         try:
             with state.lock:
-                return fn(state, req)
+                response = fn(state, req)
         except ServiceError as err:
-            return error_response(err.status, err.code, err.message, err.details)
+            response = error_response(err.status, err.code, err.message, err.details)
+        state.log_response(name, req, response)
+        return response
 
     return endpoint
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from .routing import ServiceError, ok
 
 PROVIDER = "Microsoft.MachineLearningServices"
+LOCATION = "eastus"  # the workspace's region
 
 
 def now_iso() -> str:
@@ -39,7 +40,8 @@ def resource(rid: str, rtype: str, name: str, properties: dict, **extra) -> dict
 
 
 def page(items: list) -> object:
-    return ok({"value": items, "nextLink": None})
+    """One page of an ARM list; the last page has no ``nextLink`` (the specs do not allow null)."""
+    return ok({"value": items})
 
 
 def check_workspace(state, params: dict) -> None:
@@ -52,12 +54,27 @@ def check_workspace(state, params: dict) -> None:
         raise ServiceError(404, "ResourceNotFound", f"Workspace '{params.get('workspaceName')}' not found.")
 
 
-def lro_accepted(state, body: dict | None, op, *, status: int = 201, location: bool = False):
+def operation_urls(state, op, *, kind: str = "mfe", api_version: str | None = None) -> tuple[str, str]:
+    """(Azure-AsyncOperation, Location) URLs shaped like ARM's for Azure ML: computes poll
+    ``locations/<region>/computeOperationsStatus/<id>``, workspace resources (endpoints, deployments,
+    jobs) ``mfeOperationsStatus/<id>`` and fetch their final result from ``mfeOperationResults/<id>``
+    (the shapes in the REST specs' examples)."""
+    emu = state.emulator
+    query = f"?api-version={api_version or '2023-04-01-preview'}"
+    sub = f"{emu.base_url}/subscriptions/{emu.subscription_id}"
+    status = f"{sub}/providers/{PROVIDER}/locations/{LOCATION}/{kind}OperationsStatus/{op.id}{query}"
+    result = (f"{sub}/resourceGroups/{emu.resource_group}/providers/{PROVIDER}/locations/{LOCATION}"
+              f"/mfeOperationResults/{op.id}{query}")
+    return status, result
+
+
+def lro_accepted(state, body: dict | None, op, *, status: int = 201, location: bool = False, kind: str = "mfe",
+                 api_version: str | None = None):
     """PUT/DELETE answer of a long-running operation: Azure-AsyncOperation (and Location) to poll."""
-    url = f"{state.emulator.base_url}/_operations/{op.id}?api-version=2024-04-01"
-    headers = {"Azure-AsyncOperation": url, **retry_after_headers(state.lro_retry_after)}
+    status_url, result_url = operation_urls(state, op, kind=kind, api_version=api_version)
+    headers = {"Azure-AsyncOperation": status_url, **retry_after_headers(state.lro_retry_after)}
     if location:
-        headers["Location"] = url + "&location=1"
+        headers["Location"] = result_url
     if body is None:
         from starlette.responses import Response
 

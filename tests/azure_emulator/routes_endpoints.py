@@ -64,7 +64,7 @@ def endpoint_create(state, req: Req):
         rec["provisioningState"] = "Succeeded"
 
     op = state.new_operation(done, stuck=existing is None and state.faults.endpoint_stuck_creating)
-    return lro_accepted(state, _endpoint_body(state, name), op)
+    return lro_accepted(state, _endpoint_body(state, name), op, api_version=req.query.get("api-version"))
 
 
 @route("GET", EP + "/{name}", "endpoint_get")
@@ -93,7 +93,7 @@ def endpoint_delete(state, req: Req):
         state.deployments.pop(name, None)
 
     op = state.new_operation(done)
-    return lro_accepted(state, None, op, status=202, location=True)
+    return lro_accepted(state, None, op, status=202, location=True, api_version=req.query.get("api-version"))
 
 
 @route("POST", EP + "/{name}/listKeys", "endpoint_keys")
@@ -136,7 +136,8 @@ def deployment_create(state, req: Req):
         rec["provisioningState"] = "Succeeded"
 
     op = state.new_operation(done)
-    return lro_accepted(state, _deployment_body(state, endpoint, name), op)
+    return lro_accepted(state, _deployment_body(state, endpoint, name), op,
+                        api_version=req.query.get("api-version"))
 
 
 def _check_model(state, model: str) -> None:

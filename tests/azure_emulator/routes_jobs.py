@@ -11,8 +11,8 @@ import uuid
 from . import catalog
 from .faults import STEPS
 from .routing import Req, ServiceError, ok, route
-from .resources import check_workspace, iso, page, resource, system_data, ws_scope
-from .routes_workspace import DATASTORES, WS
+from .resources import check_workspace, iso, operation_urls, page, resource, system_data, ws_scope
+from .routes_workspace import DATASTORES, WS, tracking_uri
 
 STEP_DISPLAY = {"validation": "Common Validation", "model_import": "Model Import",
                 "preprocess": "Data Preprocess", "finetune": "Finetune", "model_converter": "MLflow Model Converter"}
@@ -116,7 +116,7 @@ def _job_body(state, name: str) -> dict:
     props["status"] = job.state(now)
     props["experimentName"] = job.experiment
     props["services"] = {
-        "Tracking": {"jobServiceType": "Tracking", "endpoint": f"azureml://eastus.api.azureml.ms/mlflow/v1.0{ws_scope(state)}?"},
+        "Tracking": {"jobServiceType": "Tracking", "endpoint": tracking_uri(state) + "?"},
         "Studio": {"jobServiceType": "Studio", "endpoint": f"{base}/studio/runs/{name}?wsid={ws_scope(state)}"},
     }
     outputs = {}
@@ -171,7 +171,7 @@ def job_cancel(state, req: Req):
     from starlette.responses import Response
 
     op = state.new_operation()
-    url = f"{state.emulator.base_url}/_operations/{op.id}?api-version=2024-04-01&location=1"
+    _, url = operation_urls(state, op, api_version=req.query.get("api-version"))
     return Response(status_code=202, headers={"Location": url, "x-ms-retry-after-ms": "100"})
 
 

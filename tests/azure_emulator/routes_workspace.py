@@ -1,5 +1,5 @@
-"""Workspace-scoped ARM routes: workspace + discovery, computes and VM sizes, datastores, data assets,
-models, and the long-running-operation status URL.
+"""Workspace-scoped ARM routes: workspace + discovery, computes and VM sizes, datastores,
+models (data assets: routes_data), and the long-running-operation status URL.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import uuid
 
 
 from .routing import Req, ServiceError, ok, route
-from .resources import PROVIDER, retry_after_headers, check_workspace, lro_accepted, now_iso, page, resource, system_data, ws_scope
+from .resources import (
+    LOCATION, PROVIDER, check_workspace, lro_accepted, now_iso, page, resource, retry_after_headers, system_data,
+    ws_scope,
+)
 
-LOCATION = "eastus"
 WS = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
       f"{PROVIDER}/workspaces/{{workspaceName}}")
 WORKSPACE_ID = "5f1c7a52-1d2b-4e35-9a7b-0e1a2b3c4d5e"
@@ -41,8 +43,8 @@ def workspace_body(state) -> dict:
         "storageAccount": f"{rg}/Microsoft.Storage/storageAccounts/{emu.storage_account}",
         "keyVault": f"{rg}/Microsoft.Keyvault/vaults/kv-emulator",
         "applicationInsights": f"{rg}/Microsoft.insights/components/ai-emulator",
-        "containerRegistry": None, "discoveryUrl": f"{emu.base_url}/discovery",
-        "mlFlowTrackingUri": f"azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0{ws_scope(state)}",
+        "discoveryUrl": f"{emu.base_url}/discovery",
+        "mlFlowTrackingUri": tracking_uri(state),
         "workspaceId": WORKSPACE_ID, "provisioningState": "Succeeded", "hbiWorkspace": False,
         "publicNetworkAccess": "Enabled", "storageHnsEnabled": False, "v1LegacyMode": False,
         "tenantId": "00000000-0000-4000-8000-0000000000aa", "enableDataIsolation": False,
@@ -50,6 +52,12 @@ def workspace_body(state) -> dict:
         identity={"type": "SystemAssigned", "principalId": str(uuid.UUID(int=7)),
                   "tenantId": "00000000-0000-4000-8000-0000000000aa"},
         sku={"name": "Basic", "tier": "Basic"})
+
+
+def tracking_uri(state) -> str:
+    """The workspace's MLflow tracking URI: Azure's ``azureml://<region>.api.azureml.ms/mlflow/v1.0/<ws
+    scope>`` with the emulator as the host (its https form is the MLflow REST root, routes_mlflow.py)."""
+    return f"azureml://{state.emulator.base_url.removeprefix('https://')}/mlflow/v1.0{ws_scope(state)}"
 
 
 @route("GET", WS, "workspace_get")
@@ -65,23 +73,43 @@ def workspace_discovery(state, req: Req):
                "pipelines": base, "studio": f"{base}/studio", "gremlin": base, "gremlinv2": base})
 
 
-@route("GET", "/_operations/{opId}", "operation_status")
+_LOCATIONS = "/subscriptions/{subscriptionId}/providers/" + PROVIDER + "/locations/{location}"
+
+
+@route("GET", _LOCATIONS + "/computeOperationsStatus/{opId}", "operation_status")
+@route("GET", _LOCATIONS + "/mfeOperationsStatus/{opId}", "operation_status")
+@route("GET", "/_operations/{opId}", "operation_status")  # the first pass's URL, kept for old pollers
 def operation_status(state, req: Req):
+    """ARM's async-operation status body (common-types OperationStatusResult); InProgress carries
+    Retry-After. ``?location=1`` on the old URL behaves like the result URL below."""
     status = state.operation_status(req.params["opId"])
     if status is None:
-        raise ServiceError(404, "NotFound", "Operation not found.")
+        raise ServiceError(404, "NotFound", f"Operation {req.params['opId']} not found.")
+    if req.query.get("location"):
+        return _operation_result(state, status)
     headers = retry_after_headers(state.lro_retry_after) if status == "InProgress" else None
-    if req.query.get("location") and status == "Succeeded":
-        return ok({}, status=200)
-    body = {"id": req.params["opId"], "name": req.params["opId"], "status": status, "startTime": now_iso()}
+    body = {"id": req.path, "name": req.params["opId"], "status": status, "startTime": now_iso()}
     if status == "Succeeded":
-        body["endTime"] = now_iso()
-        body["percentComplete"] = 1.0
-    if headers and req.query.get("location"):
-        from starlette.responses import Response
-
-        return Response(status_code=202, headers=headers)
+        body.update(endTime=now_iso(), percentComplete=100.0)
     return ok(body, headers=headers)
+
+
+@route("GET", "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/" + PROVIDER
+       + "/locations/{location}/mfeOperationResults/{opId}", "operation_result")
+def operation_result(state, req: Req):
+    """The Location URL: 202 while the operation runs, then 200 (delete and cancel have no body)."""
+    status = state.operation_status(req.params["opId"])
+    if status is None:
+        raise ServiceError(404, "NotFound", f"Operation {req.params['opId']} not found.")
+    return _operation_result(state, status)
+
+
+def _operation_result(state, status: str):
+    from starlette.responses import Response
+
+    if status == "InProgress":
+        return Response(status_code=202, headers=retry_after_headers(state.lro_retry_after))
+    return ok({}, status=200)
 
 
 # -- computes ----------------------------------------------------------------------------------------
@@ -147,7 +175,8 @@ def compute_create(state, req: Req):
         record["provisioningState"] = "Succeeded"
 
     op = state.new_operation(done)
-    return lro_accepted(state, _compute_body(state, name, record), op)
+    return lro_accepted(state, _compute_body(state, name, record), op, kind="compute",
+                        api_version=req.query.get("api-version"))
 
 
 @route("GET", "/subscriptions/{subscriptionId}/providers/" + PROVIDER + "/locations/{location}/vmSizes", "vm_sizes")
@@ -166,7 +195,7 @@ def _datastore_body(state, name: str) -> dict:
         "datastoreType": "AzureBlob", "accountName": emu.storage_account,
         "containerName": BLOB_CONTAINER, "endpoint": emu.storage_suffix,
         "protocol": "https", "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity",
-        "credentials": {"credentialsType": "AccountKey"}, "isDefault": name == "workspaceblobstore",
+        "credentials": {"credentialsType": "AccountKey", "secrets": {"secretsType": "AccountKey"}}, "isDefault": name == "workspaceblobstore",
         "description": None, "tags": {}, "properties": {},
     })
 
@@ -216,7 +245,7 @@ def _container_sas(state, hours: float) -> str:
         expiry=datetime.now(timezone.utc) + timedelta(hours=hours))
 
 
-# -- data assets -------------------------------------------------------------------------------------
+# -- versioned assets (data: routes_data.py, models below) ---------------------------------------------------------------------------------
 def _versioned(state, kind: str, name: str, version: str, props: dict) -> dict:
     return resource(f"{ws_scope(state)}/{kind}/{name}/versions/{version}", f"workspaces/{kind}/versions",
                     version, props, systemData=props.pop("_systemData", None))
@@ -230,26 +259,11 @@ def _get_versioned(state, req: Req, store: dict, label: str):
     return ok(item)
 
 
-@route("GET", WS + "/data/{name}/versions/{version}", "data_get")
-def data_get(state, req: Req):
-    return _get_versioned(state, req, state.data, "data asset")
-
-
-@route("PUT", WS + "/data/{name}/versions/{version}", "data_create")
-def data_create(state, req: Req):
-    check_workspace(state, req.params)
-    props = dict((req.json or {}).get("properties") or {})
-    if props.get("dataType") not in ("uri_file", "uri_folder", "mltable"):
-        raise ServiceError(400, "UserError", f"Unsupported dataType {props.get('dataType')!r}.")
-    if not props.get("dataUri"):
-        raise ServiceError(400, "UserError", "dataUri is required.")
-    return _store_versioned(state, req, state.data, "data", props)
-
-
 def _store_versioned(state, req: Req, store: dict, kind: str, props: dict):
     props.setdefault("isArchived", False)
     props.setdefault("isAnonymous", False)
-    props["provisioningState"] = "Succeeded"
+    if kind == "models":  # data versions carry no provisioningState at the SDK's api-version
+        props["provisioningState"] = "Succeeded"
     body = _versioned(state, kind, req.params["name"], req.params["version"], props)
     store.setdefault(req.params["name"], {})[req.params["version"]] = body
     return ok(body, status=201)

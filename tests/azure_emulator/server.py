@@ -193,3 +193,8 @@ class Emulator:
 
     def requests(self) -> list[dict]:
         return self.state.request_log()
+
+    def responses(self) -> list[dict]:
+        """What each route answered: ``{"route", "method", "path", "query", "status", "json"}``
+        (Python only, never over HTTP: bodies carry keys and SAS tokens)."""
+        return self.state.response_log()

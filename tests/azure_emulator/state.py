@@ -5,6 +5,7 @@ One lock guards everything; handlers are quick and run under it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -112,6 +113,7 @@ class EmulatorState:
         self.tokens: set[str] = set()
         self.static_tokens: set[str] = {"emulator-static-token"}
         self._log: list[dict] = []
+        self._responses: list[dict] = []
         self.computes: dict[str, dict] = {}
         self.data: dict[str, dict[str, dict]] = {}      # name -> version -> resource
         self.models: dict[str, dict[str, dict]] = {}    # workspace models
@@ -131,6 +133,25 @@ class EmulatorState:
         with self.lock:
             self._log.append(entry)
 
+    def log_response(self, name: str, req, response) -> None:
+        """Keep what a route answered (status and JSON body), in memory only: tests validate bodies
+        against the REST specs. Token answers are never kept; nothing here is served over HTTP."""
+        if name in ("token", "token_v1"):
+            return
+        body = getattr(response, "body", None)
+        try:
+            parsed = json.loads(body) if body and "json" in (response.media_type or "") else None
+        except ValueError:
+            parsed = None
+        entry = {"route": name, "method": req.method, "path": req.path, "query": dict(req.query),
+                 "status": response.status_code, "json": parsed}
+        with self.lock:
+            self._responses.append(entry)
+
+    def response_log(self) -> list[dict]:
+        with self.lock:
+            return [dict(e) for e in self._responses]
+
     def request_log(self) -> list[dict]:
         with self.lock:
             return [dict(e) for e in self._log]
@@ -138,6 +159,7 @@ class EmulatorState:
     def clear_log(self) -> None:
         with self.lock:
             self._log.clear()
+            self._responses.clear()
 
     # -- auth ------------------------------------------------------------------------------------
     def authorized(self, req) -> bool:

@@ -3,6 +3,21 @@
 Importing this package imports no Azure library: the submodules that do are loaded on first use.
 The SDK is used unmodified; which cloud it talks to is the SDK's own business (its cloud-metadata
 environment variables), so the same code serves Azure, a sovereign cloud or a test emulator.
+
+What our requests do differently from the original notebook's (tests/test_azure_vs_notebook.py
+compares the two field by field; everything else is the same):
+
+- job inputs ``train_file_path`` / ``test_file_path``: data assets ``azml-<file stem>`` versioned by
+  the file's sha256, uploaded once, instead of an anonymous upload on every submission;
+- job parameters: the user's values win over the model's ``model_specific_defaults`` (the original
+  lets the tag win: epochs 3 became 1), and defaults that are not inputs of the fetched component
+  (``learning_rate_min``/``max``) are dropped and shown instead of breaking the component call;
+- job tags ``azml.base_model`` / ``azml.base_model_name`` and model tags ``azml.job``,
+  ``azml.base_model``, ``inference_compute_allow_list``: lineage, so registering a job twice finds
+  the first registration and deploying checks the base model's inference allow list;
+- nothing is created when a check fails: model lifecycle, fine-tune and inference allow lists, the
+  region's sizes, an existing cluster's size, the parameter names (the original created the cluster
+  first, and only printed a warning for the deployment VM).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from transformers import (
 from ...scoring import BadRequest, GenerationParams
 
 log = logging.getLogger("azml_magics.endpoint")
+SMALL_MODEL_PARAMETERS = 20_000_000
 END_OF_TURN = ("<|end|>", "<|endoftext|>", "<|eot_id|>", "<|im_end|>")
 
 
@@ -89,13 +90,21 @@ def stop_token_ids(tokenizer, model) -> list[int]:
     return ids
 
 
+def default_threads(model) -> int:
+    """All cores for a real model; one for a tiny one, whose small matrices gain nothing from a
+    second thread and lose much when the cores are busy with other work (thread barriers spin)."""
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS
+    return 1 if small else (os.cpu_count() or 1)
+
+
 class Engine:
     """Owns the model and the worker thread; ``submit`` is safe from any thread."""
 
     def __init__(self, model_dir: str, *, max_batch: int = 8, window_ms: float = 3.0, threads: int | None = None):
-        torch.set_num_threads(threads or os.cpu_count() or 1)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.threads = threads or default_threads(self.model)
+        torch.set_num_threads(self.threads)
         self.stop_ids = stop_token_ids(self.tokenizer, self.model)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]

@@ -200,6 +200,7 @@ def create_app(
             "pending": engine.pending(),
             "batches": engine.batches,
             "largest_batch": engine.largest_batch,
+            "threads": engine.threads,
         }
 
     def body_doc(schema: dict) -> dict:
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS_CAP, help="cap on tokens per reply")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
     parser.add_argument("--request-timeout", type=float, default=90.0, help="seconds")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores; 1 for a tiny model)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
