@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=4, help="requests per client in the concurrency run")
+    parser.add_argument("--server-args", default="", help="extra server options, e.g. '--batch-window-ms 5'")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads on both sides (the tiny model gains nothing from more; one thread "
                              "keeps timings stable on a shared machine)")
@@ -71,7 +72,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="azml-serve-bench-"))
     endpoint = endpoints.start_endpoint(home, "bench", model_dir, model_ref="azml-tiny-phi3:1",
-                                        server_args=("--threads", str(threads)))
+                                        server_args=("--threads", str(threads), *args.server_args.split()))
     try:
         client = EndpointClient(endpoint.scoring_uri, endpoints.read_key(home, "bench"), timeout=300)
         greedy = ChatParams(do_sample=False, max_new_tokens=args.max_new_tokens)
@@ -106,6 +107,7 @@ def main() -> None:
         started = time.perf_counter()
         seq_tokens = one_client(total)
         seq_rate = seq_tokens / (time.perf_counter() - started)
+        before = client._http.get(endpoint.scoring_uri.replace("/score", "/health")).json()
         with ThreadPoolExecutor(args.clients) as pool:
             started = time.perf_counter()
             conc_tokens = sum(pool.map(one_client, [args.requests] * args.clients))
@@ -120,7 +122,8 @@ def main() -> None:
     print(f"latency, median of {args.repeats} (greedy, {next(iter(local_tokens))} tokens): "
           f"in-process {t_local * 1000:.1f} ms, endpoint {t_remote * 1000:.1f} ms")
     print(f"throughput, {total} sampled requests: one client {seq_rate:.0f} tokens/s, "
-          f"{args.clients} clients {conc_rate:.0f} tokens/s; largest batch {health['largest_batch']}")
+          f"{args.clients} clients {conc_rate:.0f} tokens/s; largest batch {health['largest_batch']}, "
+          f"mean batch with {args.clients} clients {(health['sequences'] - before['sequences']) / max(1, health['batches'] - before['batches']):.1f}")
     print(f"local_serve: overhead={overhead:.3f} concurrency_gain={gain:.2f}")
 
 

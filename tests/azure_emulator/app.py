@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from . import (  # noqa: F401
-    routes_control, routes_data, routes_endpoints, routes_jobs, routes_meta, routes_registry, routes_workspace,
+    routes_control, routes_data, routes_endpoints, routes_jobs, routes_meta, routes_mlflow, routes_registry,
+    routes_scoring, routes_workspace,
 )
 from .routing import ROUTES, Req, ServiceError, error_response
 

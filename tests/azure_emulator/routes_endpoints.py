@@ -1,5 +1,5 @@
-"""Managed online endpoints and deployments (long-running create/update/delete), keys, and the
-scoring URI the emulator serves with the chat-completion scoring contract of the reference doc.
+"""Managed online endpoints and deployments (long-running create/update/delete) and keys; the scoring
+URI they name is served by routes_scoring.py.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from .routing import Req, ServiceError, error_response, ok, route
+from .routing import Req, ServiceError, ok, route
 from .resources import check_workspace, lro_accepted, page, resource, ws_scope
 from .routes_workspace import LOCATION, VM_SIZE_NAMES, WS
 
@@ -164,44 +164,3 @@ def deployment_list(state, req: Req):
     check_workspace(state, req.params)
     return page([_deployment_body(state, req.params["endpoint"], n)
                  for n in state.deployments.get(req.params["endpoint"], {})])
-
-
-# -- scoring -----------------------------------------------------------------------------------------
-EXPECTED = ('{"input_data": {"input_string": [{"role": "user", "content": "..."}], '
-            '"parameters": {"temperature": 0.7, "top_p": 0.9, "do_sample": true, "max_new_tokens": 200}}}')
-
-
-@route("POST", "/_score/{endpoint}/score", "score")
-def score(state, req: Req):
-    name = req.params["endpoint"]
-    keys = state.endpoint_keys.get(name)
-    if keys is None:
-        return error_response(404, "EndpointNotFound", f"Endpoint {name} not found.")
-    scheme, _, token = req.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or token not in keys:
-        return error_response(401, "Unauthorized", "Key or token is invalid.")
-    deployment = req.headers.get("azureml-model-deployment")
-    deployments = state.deployments.get(name, {})
-    traffic = state.endpoints[name].get("traffic") or {}
-    if deployment and deployment not in deployments:
-        return error_response(404, "DeploymentNotFound", f"Deployment {deployment} not found under endpoint {name}.")
-    if not deployment and not any(int(v) for v in traffic.values()):
-        return error_response(424, "NoTraffic", "No valid deployments to route to. Please check that the endpoint "
-                              "has at least one deployment with positive weight values or use a deployment "
-                              "specific header to route.")
-    body = req.json
-    messages = (body or {}).get("input_data", {}).get("input_string") if isinstance(body, dict) else None
-    if (not isinstance(messages, list) or not messages
-            or not all(isinstance(m, dict) and "role" in m and "content" in m for m in _flatten(messages))):
-        return ok({"error": f"Malformed request. Expected format: {EXPECTED}"}, status=400)
-    last = [m for m in _flatten(messages) if m["role"] == "user"][-1:] or _flatten(messages)[-1:]
-    text = f"(emulated reply from {deployment or 'default'}) You said: {last[0]['content'][:80]}"
-    return ok({"output": text})
-
-
-def _flatten(messages: list) -> list:
-    """The notebook sends ``[[messages...]]`` (a list holding a conversation); accept both shapes."""
-    out = []
-    for m in messages:
-        out.extend(m if isinstance(m, list) else [m])
-    return out

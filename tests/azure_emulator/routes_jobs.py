@@ -13,6 +13,7 @@ from .faults import STEPS
 from .routing import Req, ServiceError, ok, route
 from .resources import check_workspace, iso, operation_urls, page, resource, system_data, ws_scope
 from .routes_workspace import DATASTORES, WS, tracking_uri
+from .training_curve import finetune_curve, log_line
 
 STEP_DISPLAY = {"validation": "Common Validation", "model_import": "Model Import",
                 "preprocess": "Data Preprocess", "finetune": "Finetune", "model_converter": "MLflow Model Converter"}
@@ -265,9 +266,7 @@ def log_text(job, step: str | None, now: float) -> str:
         return ""
     lines.append(f"{iso(start)} INFO  {STEP_DISPLAY[step]} started on gpu-cluster-big")
     if step == "finetune":
-        steps_done = int(10 * min(1.0, (now - start) / max(1e-6, (end or now) - start))) if status == "Running" else 10
-        for i in range(1, steps_done + 1):
-            lines.append(f"{{'loss': {2.5 / (1 + 0.3 * i):.4f}, 'learning_rate': 5e-06, 'epoch': {i / 10:.1f}, 'step': {i}}}")
+        lines += [log_line(point) for point in finetune_curve(job, now)]
     if status == "Failed":
         lines.append(job.fail_error)
     elif status == "Completed":

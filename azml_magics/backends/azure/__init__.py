@@ -28,6 +28,7 @@ from ...errors import AzmlError, NotConnected, SpecError
 from ..base import ChatParams, ComputeInfo, DataFiles, Endpoint, JobRef, JobStatus, LogChunk, MetricPoint, ModelInfo, ModelRef, Workspace
 
 CHAT_TASK = "chat-completion"
+MODEL_LIST_LIMIT = 500
 
 
 def _print(message: str) -> None:
@@ -123,12 +124,18 @@ class AzureBackend:
             containers = list(client.models.list())
         except Exception as err:
             raise remote_error(err, "list registry models") from None
-        for container in containers[:300]:
+        def card(name: str) -> ModelInfo | None:
             try:
-                info = modelcard.from_sdk(client.models.get(container.name, label="latest"))
+                return modelcard.from_sdk(client.models.get(name, label="latest"))
             except Exception:  # a model we cannot read is not one to offer
-                continue
-            if modelcard.supports_task(info, task) and not info.archived and not info.deprecated:
+                return None
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per model: the listing has no tags
+            cards = list(pool.map(card, [c.name for c in containers[:MODEL_LIST_LIMIT]]))
+        for info in cards:
+            if info and modelcard.supports_task(info, task) and not info.archived and not info.deprecated:
                 out.append(info)
         return sorted(out, key=lambda m: m.name.lower())
 

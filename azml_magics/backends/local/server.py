@@ -199,6 +199,7 @@ def create_app(
             "pid": os.getpid(),
             "pending": engine.pending(),
             "batches": engine.batches,
+            "sequences": engine.sequences,
             "largest_batch": engine.largest_batch,
             "threads": engine.threads,
         }

@@ -198,10 +198,16 @@ def set_threads() -> int:
 
 
 def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, seq_len, callbacks=(), group_by_length=True):
-    """TRL's SFTTrainer over pre-tokenized rows, configured from the effective parameters."""
+    """TRL's SFTTrainer over pre-tokenized rows, configured from the effective parameters.
+
+    ``group_by_length`` (the default) batches rows of similar length and weighs every target token
+    the same (see ``batching``); off, it is TRL's plain random batches.
+    """
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
+
+    from .batching import grouped_trainer_class
 
     config = SFTConfig(
         **params.sft_kwargs(values, output_dir, bool(eval_rows), seq_len, group_by_length=group_by_length)
@@ -216,7 +222,9 @@ def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, s
     stopping = params.early_stopping(values)
     if stopping and eval_rows:
         callbacks.append(EarlyStoppingCallback(**stopping))
-    return SFTTrainer(
+    extra = {"train_rows": train_rows} if group_by_length else {}
+    return (grouped_trainer_class() if group_by_length else SFTTrainer)(
+        **extra,
         model=model,
         args=config,
         train_dataset=Dataset.from_list(train_rows),
