@@ -104,3 +104,26 @@ def test_endpoint_stuck_in_creating_never_finishes(azure_emulator):
     time.sleep(1.0)
     assert not poller.done()
     assert client.online_endpoints.get("stuck-ep").provisioning_state == "Creating"
+
+
+def test_log_files_are_blob_sas_urls_served_by_azurite(azure_emulator, capsys):
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    emu = azure_emulator
+    emu.faults.job_duration = 1.5
+    assert _put(emu, "job-logs", _body()).status_code == 201
+    client = MLClient(DefaultAzureCredential(), emu.subscription_id, emu.resource_group, emu.workspace)
+    client.jobs.stream("job-logs")
+    assert "Execution of step finetune" in capsys.readouterr().out  # jobs.stream read the blob
+    details = httpx.get(f"{emu.base_url}/history/v1.0/subscriptions/{emu.subscription_id}/resourceGroups/"
+                        f"{emu.resource_group}/providers/Microsoft.MachineLearningServices/workspaces/{emu.workspace}"
+                        f"/runs/job-logs/details", verify=str(emu.tls.ca_bundle),
+                        headers={"Authorization": "Bearer emulator-static-token"}).json()
+    url = details["logFiles"]["logs/azureml/executionlogs.txt"]
+    assert url.startswith(f"https://{emu.storage_account}.blob.{emu.storage_suffix}/azureml/ExperimentRun/dcid.job-logs/")
+    assert "sp=r" in url and "sig=" in url
+    with httpx.Client(proxy=emu.env["HTTPS_PROXY"], verify=str(emu.tls.ca_bundle)) as blob:
+        assert "The activity completed successfully" in blob.get(url).text
+        forged = url.replace("sp=r", "sp=rw")
+        assert blob.get(forged).status_code == 403  # Azurite checks the signature

@@ -22,7 +22,8 @@ REQUIRED = {
     "workspace_get", "compute_get", "compute_create", "compute_list", "vm_sizes", "datastore_get", "datastore_list",
     "datastore_secrets", "data_create", "data_get", "data_list", "data_versions_list", "data_container_get",
     "job_create", "job_get", "job_list", "model_create", "model_get", "model_versions_list",
-    "registry_model_versions_list", "registry_model_version_get", "registry_component_versions_list",
+    "registry_models_list", "registry_model_versions_list", "registry_model_version_get",
+    "registry_component_versions_list",
     "registry_component_version_get", "endpoint_create", "endpoint_get", "endpoint_list", "endpoint_keys",
     "deployment_create", "deployment_get", "deployment_list", "operation_status",
 }
@@ -49,6 +50,7 @@ def _backend_reads(emu, tmp_path, nb) -> None:
     list(client.compute.list())
     list(client.jobs.list())
     list(client.datastores.list())
+    list(MLClient(DefaultAzureCredential(), registry_name="azureml").models.list())
     client.workspaces.get(emu.workspace)
     model = nb.namespace["registered_model"]
     client.models.get(model.name, version=model.version)

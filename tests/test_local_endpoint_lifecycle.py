@@ -167,3 +167,22 @@ def test_an_unhealthy_server_is_reported_as_such(home, tiny_model_dir):
     finally:
         os.kill(ep.details["pid"], signal.SIGCONT)
     assert wait_until(lambda: endpoints.get_endpoint(home, "ep-u").state == "Succeeded")
+
+
+def test_a_request_over_the_timeout_gets_408_and_the_server_carries_on(home, tiny_model_dir):
+    ep = endpoints.start_endpoint(home, "ep-t", tiny_model_dir, model_ref="tiny:1",
+                                  server_args=("--request-timeout", "0.2", "--max-batch", "1"))
+    headers = {"Authorization": f"Bearer {endpoints.read_key(home, 'ep-t')}"}
+
+    def body(tokens):
+        return {"input_data": {"input_string": [{"role": "user", "content": "hi"}],
+                               "parameters": {"max_new_tokens": tokens, "do_sample": False}}}
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:  # one runs, two time out while queued
+        slow = list(pool.map(lambda _: httpx.post(ep.scoring_uri, json=body(1000), headers=headers, timeout=60), range(3)))
+    assert {r.status_code for r in slow} == {408}
+    assert "request timeout of 0.2 s" in slow[0].json()["error"]["message"]
+    quick = httpx.post(ep.scoring_uri, json=body(1), headers=headers, timeout=60)
+    assert quick.status_code == 200, quick.text

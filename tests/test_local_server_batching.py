@@ -149,3 +149,18 @@ def test_prompts_beyond_the_context_and_bad_templates_are_bad_requests(engine):
         engine.encode([{"role": "user", "content": "word " * 2100}], GenerationParams(max_new_tokens=10))
     with pytest.raises(BadRequest, match="chat template refused"):
         engine.encode([{"role": "tool", "content": "x"}], GenerationParams())
+
+
+def test_a_waiter_that_gives_up_never_stops_the_worker(engine):
+    """A request that timed out while queued has its future cancelled; the worker must live on."""
+    queued = [job(engine, CONVERSATIONS[0], max_new_tokens=30, do_sample=False) for _ in range(3)]
+    engine._last_size = 1
+    first = engine.submit(queued[0])
+    for j in queued[1:]:
+        engine.submit(j)
+        assert j.future.cancel() or j.future.running()  # cancelled unless the worker already took it
+        j.cancel()
+    assert first.result(timeout=60).completion_tokens >= 1
+    after = job(engine, CONVERSATIONS[2], max_new_tokens=3, do_sample=False)
+    assert engine.submit(after).result(timeout=60).batch_size >= 1
+    assert engine._thread.is_alive()

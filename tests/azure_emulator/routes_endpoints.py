@@ -125,6 +125,12 @@ def deployment_create(state, req: Req):
         raise ServiceError(400, "BadArgument", f"Instance type {props.get('instanceType')!r} is not supported "
                            "for managed online deployments.")
     _check_model(state, props.get("model") or "")
+    # what the service fills in when the request leaves it out
+    props.setdefault("scaleSettings", {"scaleType": "Default"})
+    props.setdefault("requestSettings", {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1})
+    for probe in ("livenessProbe", "readinessProbe"):
+        props.setdefault(probe, {"initialDelay": "PT10S", "period": "PT10S", "timeout": "PT2S",
+                                 "successThreshold": 1, "failureThreshold": 30})
     props.setdefault("endpointComputeType", "Managed")
     props.setdefault("appInsightsEnabled", False)
     props.setdefault("egressPublicNetworkAccess", "Enabled")

@@ -204,7 +204,7 @@ def _run(state, job, step) -> dict:
         "endTimeUtc": iso(end) if end else None, "displayName": STEP_DISPLAY[step] if step else job.body["properties"].get("displayName"),
         "name": step, "runType": "azureml.StepRun" if step else "azureml.PipelineRun",
         "target": None if step is None else "gpu-cluster-big", "tags": {}, "properties": {}, "hidden": False,
-        "logFiles": _log_files(state, run_id, step),
+        "logFiles": _log_files(state, job, step, now),
     }
     if status == "Failed":
         message = job.fail_error if step in (None, job.fail_step) else "Canceled due to a failure of a previous step."
@@ -217,11 +217,11 @@ def _run(state, job, step) -> dict:
     return run
 
 
-def _log_files(state, run_id: str, step: str | None) -> dict:
-    base = f"{state.emulator.base_url}/_logs/{run_id}"
-    if step is None:
-        return {"logs/azureml/executionlogs.txt": f"{base}/logs/azureml/executionlogs.txt?sv=2019-02-02&sr=b&sig=emulated"}
-    return {"user_logs/std_log.txt": f"{base}/user_logs/std_log.txt?sv=2019-02-02&sr=b&sig=emulated"}
+def _log_files(state, job, step: str | None, now: float) -> dict:
+    """Log file name -> read SAS URL of its blob (see run_logs), with the text written by NOW."""
+    run_id = job.name if step is None else job.run_ids[step]
+    path = "logs/azureml/executionlogs.txt" if step is None else "user_logs/std_log.txt"
+    return {path: state.run_logs.url(run_id, path, log_text(job, step, now))}
 
 
 @route("GET", HISTORY + "/runs/{runId}/details", "run_details")

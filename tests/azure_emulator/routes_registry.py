@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .routing import Req, ok, route
+from . import catalog
+from .resources import PROVIDER, page, resource, system_data
+from .routing import Req, ServiceError, error_response, ok, route
 
 REGISTRY_SUBSCRIPTION = "00000000-0000-4000-8000-00000000beef"
 REGISTRY_RESOURCE_GROUP = "registry-builtin-prod-eastus-01"
@@ -27,20 +29,14 @@ def registry_discovery(state, req: Req):
 
 
 def _not_found_registry(name: str):
-    from .routing import error_response
-
     return error_response(404, "RegistryNotFound", f"Registry {name} not found.")
 
 
 # -- models and components (registry data plane, api-version 2021-10-01-dataplanepreview) ----------
 
-from . import catalog  # noqa: E402
-from .routing import ServiceError  # noqa: E402
-from .resources import PROVIDER, page, resource, system_data  # noqa: E402
 
 _REG = ("/mferp/managementfrontend/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
         f"/providers/{PROVIDER}/registries/{{registryName}}")
-
 
 
 def _check_registry(state, params) -> None:
@@ -85,6 +81,22 @@ def _model_entries(state, params) -> list[dict]:
     return entries
 
 
+@route("GET", _REG + "/models", "registry_models_list")
+def registry_models(state, req: Req):
+    """Model containers (no tags: a client reads the latest version for those)."""
+    _check_registry(state, req.params)
+    archived = bool(state.faults.archived)
+    view = req.query.get("listViewType", "ActiveOnly").lower()
+    if (view == "activeonly" and archived) or (view == "archivedonly" and not archived):
+        return page([])
+    registry = state.emulator.registry
+    return page([resource(f"azureml://registries/{registry}/models/{name}", "registries/models", name, {
+        "description": f"{name} is a lightweight, state-of-the-art open model from the Phi-3 family.",
+        "tags": {}, "properties": {}, "isArchived": archived, "latestVersion": entries[-1]["version"],
+        "nextVersion": str(int(entries[-1]["version"]) + 1), "provisioningState": "Succeeded",
+    }, systemData=system_data(entries[0]["created"])) for name, entries in catalog.MODELS.items()])
+
+
 @route("GET", _REG + "/models/{name}/versions", "registry_model_versions_list")
 def registry_model_versions(state, req: Req):
     entries = sorted(_model_entries(state, req.params), key=lambda e: e["created"], reverse=True)
@@ -98,15 +110,9 @@ def registry_model_versions(state, req: Req):
 def registry_model_get(state, req: Req):
     for entry in _model_entries(state, req.params):
         if entry["version"] == req.params["version"]:
-            return ok_json(registry_model_version(state, req.params["name"], entry))
+            return ok(registry_model_version(state, req.params["name"], entry))
     raise ServiceError(404, "UserError", f"Could not find asset with ID: azureml://registries/"
                        f"{req.params['registryName']}/models/{req.params['name']}/versions/{req.params['version']}")
-
-
-def ok_json(body):
-    from .routing import ok
-
-    return ok(body)
 
 
 def component_version(state, name: str, version: str) -> dict:
@@ -141,13 +147,13 @@ def registry_component_get(state, req: Req):
     if req.params["version"] not in _component_versions(state, req.params):
         raise ServiceError(404, "UserError", f"Could not find asset with ID: azureml://registries/"
                            f"{req.params['registryName']}/components/{req.params['name']}/versions/{req.params['version']}")
-    return ok_json(component_version(state, req.params["name"], req.params["version"]))
+    return ok(component_version(state, req.params["name"], req.params["version"]))
 
 
 @route("GET", _REG + "/components/{name}", "registry_component_container_get")
 def registry_component_container(state, req: Req):
     versions = _component_versions(state, req.params)
-    return ok_json(resource(f"azureml://registries/{state.emulator.registry}/components/{req.params['name']}", "registries/components",
+    return ok(resource(f"azureml://registries/{state.emulator.registry}/components/{req.params['name']}", "registries/components",
                             req.params["name"], {"latestVersion": versions[-1], "nextVersion": None,
                                                  "isArchived": False, "description": "", "tags": {}, "properties": {}}))
 

@@ -179,6 +179,23 @@ def compute_create(state, req: Req):
                         api_version=req.query.get("api-version"))
 
 
+@route("DELETE", WS + "/computes/{name}", "compute_delete")
+def compute_delete(state, req: Req):
+    """Long-running; ``underlyingResourceAction`` (Delete or Detach) is required, as on the service."""
+    check_workspace(state, req.params)
+    name = req.params["name"]
+    record = state.computes.get(name)
+    if record is None:
+        raise ServiceError(404, "NotFound", f"Compute {name} not found in workspace {state.emulator.workspace}.")
+    action = req.query.get("underlyingResourceAction", "")
+    if action not in ("Delete", "Detach"):
+        raise ServiceError(400, "BadArgument", "underlyingResourceAction must be Delete or Detach.")
+    record["provisioningState"] = "Deleting"
+    op = state.new_operation(lambda: state.computes.pop(name, None))
+    return lro_accepted(state, None, op, status=202, location=True, kind="compute",
+                        api_version=req.query.get("api-version"))
+
+
 @route("GET", "/subscriptions/{subscriptionId}/providers/" + PROVIDER + "/locations/{location}/vmSizes", "vm_sizes")
 def vm_sizes(state, req: Req):
     return ok({"value": [

@@ -28,6 +28,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("model_versions_list", "2023-08-01-preview"): ("2023-08-01-preview", "ModelVersions_List"),
     # the registry data plane (2021-10-01-dataplanepreview) has no public spec; its bodies are the
     # registry-scoped ARM resources of the same names
+    ("registry_models_list", "2021-10-01-dataplanepreview"): ("2023-08-01-preview", "RegistryModelContainers_List"),
     ("registry_model_version_get", "2021-10-01-dataplanepreview"): ("2023-08-01-preview", "RegistryModelVersions_Get"),
     ("registry_model_versions_list", "2021-10-01-dataplanepreview"): ("2023-08-01-preview", "RegistryModelVersions_List"),
     ("registry_component_version_get", "2021-10-01-dataplanepreview"):

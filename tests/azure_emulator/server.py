@@ -86,10 +86,12 @@ class Emulator:
 
     def _prepare_blob(self) -> None:
         from .routes_workspace import BLOB_CONTAINER
+        from .run_logs import LOG_CONTAINER
 
         try:
             self._azurite.wait_ready(30.0)
             self._azurite.create_container(BLOB_CONTAINER, self.tls.ca_bundle)
+            self._azurite.create_container(LOG_CONTAINER, self.tls.ca_bundle)
         except Exception as err:  # reported by wait_blob_ready
             self._blob_error = err
         finally:
@@ -122,6 +124,15 @@ class Emulator:
         self.stop()
 
     # -- what clients need -----------------------------------------------------------------------
+    @property
+    def blob_enabled(self) -> bool:
+        """Whether Azurite serves blobs (uploads, log files); False with ``blob=False`` / ``--no-blob``."""
+        return self._azurite is not None
+
+    @property
+    def azurite_port(self) -> int | None:
+        return self._azurite.port if self._azurite is not None else None
+
     @property
     def storage_suffix(self) -> str:
         port = self._azurite.port if self._azurite is not None else self.port
@@ -175,7 +186,15 @@ class Emulator:
             "resource_group": self.resource_group,
             "workspace": self.workspace,
             "registry": self.registry,
+            "mlflow_tracking_uri": self.mlflow_tracking_uri,
         }
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """The https MLflow REST root of the workspace (the https form of its ``mlflow_tracking_uri``)."""
+        from .routes_workspace import tracking_uri
+
+        return "https://" + tracking_uri(self.state).removeprefix("azureml://")
 
     def list_blobs(self) -> list[str]:
         """Blob names in the workspace container (read from Azurite directly, for assertions)."""

@@ -124,6 +124,9 @@ class EmulatorState:
         self.deployments: dict[str, dict[str, dict]] = {}
         self.operations: dict[str, Operation] = {}
         self.metrics: dict[str, list[dict]] = {}         # run id -> metric points
+        from .run_logs import RunLogs
+
+        self.run_logs = RunLogs(emulator)
         self.closed = False
 
     # -- request log -----------------------------------------------------------------------------
@@ -200,6 +203,7 @@ class EmulatorState:
             for store in (self.computes, self.data, self.models, self.jobs, self.job_bodies, self.endpoints,
                           self.endpoint_keys, self.deployments, self.operations, self.metrics):
                 store.clear()
+            self.run_logs.reset()
 
     def close(self) -> None:
         self.closed = True

@@ -1,98 +1,131 @@
-"""Length-grouped batches that train like random ones: less padding, same objective.
+"""Less padding, same training: split each random batch into length-sorted micro-batches.
 
-Grouping rows of similar length into a batch cuts the padding a CPU pays for, but it changes two
-things a random batch order keeps fair, and both move the final loss:
+A random batch of chat rows is padded to its longest row; with long-tailed lengths most of a CPU's
+work is padding. Length-grouped batches (transformers' ``group_by_length``) cut that, but they
+change what each optimizer step learns from (a step of eight short rows, then one of eight long
+ones) and the final loss with it: measured about 4% worse after one epoch, whatever the batch order
+or token weighting (see benchmarks/RESULTS.md).
 
-- *Which tokens weigh most.* Each step's loss is its batch's summed token loss divided by that
-  batch's own target-token count, so a batch of short rows weighs each of its tokens many times
-  more than a batch of long rows does. With mixed (random) batches this evens out; with grouped
-  batches it does not. We divide every step by one constant instead, the mean number of target
-  tokens per batch over the epoch, so each token weighs the same (the loss is the epoch's
-  token mean, in expectation the same objective as random batches).
-- *The order of lengths.* transformers' ``LengthGroupedSampler`` sorts each mega-batch longest
-  first, so every epoch sweeps long -> short a few times. We shuffle the grouped batches instead.
+So we keep TRL's random rows for every optimizer step and only change how a step is computed: its
+rows are sorted by length and cut into ``splits`` micro-batches with the least padding, and their
+gradients are accumulated. The Trainer divides every micro-batch's summed token loss by the step's
+total target-token count (``num_items_in_batch``), so the step's gradient is the random batch's
+gradient, up to float rounding. The user's ``gradient_accumulation_steps`` multiplies as usual.
 
-The trainer class is built on first use (``grouped_trainer_class``): this module imports nothing
-heavy at import time.
+Nothing heavy is imported at module level; ``split_trainer_class`` builds the trainer on first use.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Iterable, Iterator
 
-WINDOW_BATCHES = 50  # batches per sorting window: bigger saves more padding, smaller keeps more randomness
-
-
-def target_count(labels: list[int]) -> int:
-    """Tokens a causal LM is scored on in one row: labels after the one-token shift that are not -100."""
-    return sum(1 for t in labels[1:] if t != -100)
+MAX_SPLITS = 4
 
 
-def tokens_per_batch(rows: list[dict], batch_size: int) -> float:
-    """The mean number of target tokens in a batch of ``batch_size`` rows over one epoch of ``rows``."""
-    if not rows:
-        return 0.0
-    total = sum(target_count(r["labels"]) for r in rows)
-    return total * min(batch_size, len(rows)) / len(rows)
+def split_step(indices: list[int], lengths: list[int], parts: int) -> list[list[int]]:
+    """``indices`` cut into ``parts`` non-empty micro-batches (fewer only if rows are fewer) that pad least.
 
-
-def grouped_order(lengths: list[int], batch_size: int, rng: random.Random, window: int = WINDOW_BATCHES) -> list[int]:
-    """Row indices in batches of similar length, in random batch order.
-
-    Rows are shuffled, sorted by length inside windows of ``window`` batches, cut into batches, and
-    the batches shuffled. Only the epoch's last batch can be short, so consecutive slices of
-    ``batch_size`` (what a DataLoader takes) are exactly these batches.
+    Sorted longest first, a micro-batch is a contiguous run; its cost is rows x longest row, the
+    tokens it computes. Exact dynamic programme over the cut points (a step has tens of rows).
     """
+    rows = sorted(indices, key=lambda i: -lengths[i])
+    n, parts = len(rows), max(1, min(parts, len(rows)))
+    if n == 0:
+        return []
+    inf = float("inf")
+    # best[k][i]: least cost of rows[i:] in k micro-batches; cut[k][i]: where the first one ends.
+    best = [[inf] * (n + 1) for _ in range(parts + 1)]
+    cut = [[n] * (n + 1) for _ in range(parts + 1)]
+    best[0][n] = 0
+    for k in range(1, parts + 1):
+        for i in range(n - k, -1, -1):
+            head = lengths[rows[i]]
+            for j in range(i + 1, n - k + 2):
+                cost = head * (j - i) + best[k - 1][j]
+                if cost < best[k][i]:
+                    best[k][i], cut[k][i] = cost, j
+    out, i = [], 0
+    for k in range(parts, 0, -1):
+        out.append(rows[i : cut[k][i]])
+        i = cut[k][i]
+    return out
+
+
+def padded_tokens(batches: Iterable[list[int]], lengths: list[int]) -> int:
+    """Tokens computed for these batches, each padded to its longest row."""
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+
+
+class StepSplitBatches:
+    """A batch sampler: rows in ``sampler`` order, ``rows_per_step`` to an optimizer step, each step split.
+
+    The attribute is named ``sampler`` as in torch's BatchSampler, so accelerate finds the
+    RandomSampler and seeds it per epoch exactly as it does for plain TRL: the same rows per step.
+    """
+
+    def __init__(self, sampler: Iterable[int], lengths: list[int], rows_per_step: int, parts: int):
+        self.sampler, self.lengths = sampler, lengths
+        self.rows_per_step, self.parts = rows_per_step, parts
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(self.sampler)  # a fresh permutation each epoch
+        for start in range(0, len(order), self.rows_per_step):
+            yield from split_step(order[start : start + self.rows_per_step], self.lengths, self.parts)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.lengths), self.rows_per_step)
+        return full * self.parts + min(rest, self.parts)
+
+
+def choose_splits(lengths: list[int], batch_size: int, max_splits: int = MAX_SPLITS) -> int:
+    """How many micro-batches a step of ``batch_size`` rows is worth cutting into.
+
+    Each extra micro-batch costs a forward/backward call; it pays when it removes enough padding.
+    We take the smallest count that computes at most 1.25x the real tokens over one seeded random
+    epoch of this data, capped by ``max_splits``.
+    """
+    if batch_size <= 1 or not lengths:
+        return 1
+    real = sum(lengths)
     order = list(range(len(lengths)))
-    rng.shuffle(order)
-    span = max(1, window) * batch_size
-    batches = []
-    for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    short = [b for b in batches if len(b) < batch_size]
-    full = [b for b in batches if len(b) == batch_size]
-    rng.shuffle(full)
-    return [i for batch in full + short for i in batch]
+    random.Random(0).shuffle(order)
+    steps = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    best = 1
+    for parts in range(1, min(max_splits, batch_size) + 1):
+        best = parts
+        if sum(padded_tokens(split_step(s, lengths, parts), lengths) for s in steps) <= 1.25 * real:
+            break
+    return best
 
 
-def grouped_trainer_class():
-    """An ``SFTTrainer`` with grouped, shuffled train batches and a token-constant loss normaliser.
+def split_trainer_class():
+    """An ``SFTTrainer`` whose random optimizer steps are computed as length-sorted micro-batches.
 
-    Evaluation batches stay in order (as in plain TRL), so ``eval_loss`` means what it means there.
+    Build it with ``gradient_accumulation_steps`` already multiplied by ``splits``; evaluation keeps
+    TRL's in-order batches, so ``eval_loss`` means what it means there.
     """
-    import torch
-    from torch.utils.data import Sampler, SequentialSampler
+    from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
     from trl import SFTTrainer
 
-    class GroupedSampler(Sampler):
-        def __init__(self, lengths: list[int], batch_size: int):
-            self.lengths, self.batch_size = lengths, batch_size
-
-        def __len__(self):
-            return len(self.lengths)
-
-        def __iter__(self):
-            # Seeded from torch's generator, which the Trainer seeds and checkpoints, like its own samplers.
-            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-            return iter(grouped_order(self.lengths, self.batch_size, random.Random(seed)))
-
-    class GroupedSFTTrainer(SFTTrainer):
-        def __init__(self, *args, train_rows: list[dict], **kwargs):
+    class SplitStepSFTTrainer(SFTTrainer):
+        def __init__(self, *args, splits: int, **kwargs):
             super().__init__(*args, **kwargs)
-            self.token_lengths = [len(r["input_ids"]) for r in train_rows]
-            self.batch_tokens = tokens_per_batch(train_rows, self.args.per_device_train_batch_size)
+            self.splits = splits
+            self.token_lengths = [len(ids) for ids in self.train_dataset["input_ids"]]
 
-        def _get_train_sampler(self, train_dataset=None):
-            return GroupedSampler(self.token_lengths, self.args.per_device_train_batch_size)
+        def get_train_dataloader(self):
+            dataset = self._remove_unused_columns(self.train_dataset, description="training")
+            rows_per_step = self.args.per_device_train_batch_size * (self.args.gradient_accumulation_steps // self.splits)
+            parts = self.args.gradient_accumulation_steps
+            batches = StepSplitBatches(RandomSampler(dataset), self.token_lengths, rows_per_step, parts)
+            loader = DataLoader(
+                dataset, batch_sampler=batches, collate_fn=self.data_collator,
+                num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory,
+            )
+            return self.accelerator.prepare(loader)
 
         def _get_eval_sampler(self, eval_dataset):
             return SequentialSampler(eval_dataset) if eval_dataset is not None else None
 
-        def get_batch_samples(self, epoch_iterator, num_batches, device):
-            batches, counted = super().get_batch_samples(epoch_iterator, num_batches, device)
-            if counted is not None and batches and self.batch_tokens > 0:
-                counted = torch.tensor(self.batch_tokens * len(batches), device=device)
-            return batches, counted
-
-    return GroupedSFTTrainer
+    return SplitStepSFTTrainer

@@ -100,7 +100,7 @@ def default_threads(model) -> int:
 class Engine:
     """Owns the model and the worker thread; ``submit`` is safe from any thread."""
 
-    def __init__(self, model_dir: str, *, max_batch: int = 8, window_ms: float = 3.0, threads: int | None = None):
+    def __init__(self, model_dir: str, *, max_batch: int = 8, window_ms: float = 10.0, threads: int | None = None):
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         self.threads = threads or default_threads(self.model)
@@ -150,23 +150,32 @@ class Engine:
     # ------------------------------------------------------------------ worker
     def _loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            # Wait for company only when requests have been arriving together: a lone client
-            # pays no batching delay, concurrent ones share the next batch.
-            deadline = time.monotonic() + (self.window if self._last_size > 1 else 0.0)
-            while len(batch) < self.max_batch:
-                wait = deadline - time.monotonic()
-                try:
-                    batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._last_size = len(batch)
+            self._last_size = len(batch := self._collect())
             self._run(batch)
+
+    def _collect(self) -> list[Job]:
+        """The next batch: whatever is queued, and, when the last batch was shared, up to a window's
+        wait for as many requests as it had (its clients send again as their answers arrive).
+        A lone client never waits."""
+        batch = [self._queue.get()]
+        expected = min(self._last_size, self.max_batch)
+        deadline = time.monotonic() + self.window
+        while len(batch) < self.max_batch:
+            wait = deadline - time.monotonic() if len(batch) < expected else 0.0
+            try:
+                batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _run(self, batch: list[Job]) -> None:
         live = []
         for job in batch:
-            if job.cancelled:
+            # once running, a waiter that gives up (a timeout) can no longer cancel the future,
+            # so setting its result below is always allowed
+            if not job.future.set_running_or_notify_cancel():
+                job.emit(None)
+            elif job.cancelled:
                 job.future.set_exception(Cancelled())
                 job.emit(None)
             else:

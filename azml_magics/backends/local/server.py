@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-name", default="local", help="model reference reported in responses")
     parser.add_argument("--deployment", default="demo")
     parser.add_argument("--max-batch", type=int, default=8)
-    parser.add_argument("--batch-window-ms", type=float, default=3.0)
+    parser.add_argument("--batch-window-ms", type=float, default=10.0, help="longest wait for a batch to fill")
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS_CAP, help="cap on tokens per reply")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
     parser.add_argument("--request-timeout", type=float, default=90.0, help="seconds")

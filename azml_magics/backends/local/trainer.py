@@ -200,18 +200,22 @@ def set_threads() -> int:
 def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, seq_len, callbacks=(), group_by_length=True):
     """TRL's SFTTrainer over pre-tokenized rows, configured from the effective parameters.
 
-    ``group_by_length`` (the default) batches rows of similar length and weighs every target token
-    the same (see ``batching``); off, it is TRL's plain random batches.
+    ``group_by_length`` (the default) computes each random batch as length-sorted micro-batches,
+    which pads less and trains the same (see ``batching``); off, it is TRL's plain random batches.
     """
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
-    from .batching import grouped_trainer_class
+    from . import batching
 
-    config = SFTConfig(
-        **params.sft_kwargs(values, output_dir, bool(eval_rows), seq_len, group_by_length=group_by_length)
-    )
+    kwargs = params.sft_kwargs(values, output_dir, bool(eval_rows), seq_len, group_by_length=group_by_length)
+    splits = 1
+    if group_by_length:
+        lengths = [len(r["input_ids"]) for r in train_rows]
+        splits = batching.choose_splits(lengths, kwargs["per_device_train_batch_size"])
+        kwargs["gradient_accumulation_steps"] *= splits
+    config = SFTConfig(**kwargs)
     peft_config = None
     lora = params.lora_kwargs(values)
     if lora:
@@ -222,8 +226,8 @@ def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, s
     stopping = params.early_stopping(values)
     if stopping and eval_rows:
         callbacks.append(EarlyStoppingCallback(**stopping))
-    extra = {"train_rows": train_rows} if group_by_length else {}
-    return (grouped_trainer_class() if group_by_length else SFTTrainer)(
+    extra = {"splits": splits} if group_by_length else {}
+    return (batching.split_trainer_class() if group_by_length else SFTTrainer)(
         **extra,
         model=model,
         args=config,

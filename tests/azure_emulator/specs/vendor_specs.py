@@ -33,7 +33,8 @@ OPERATIONS: dict[str, tuple[str, list[str]]] = {
     "2023-08-01-preview": ("preview/2023-08-01-preview", [
         "Workspaces_Get", "Compute_Get", "Compute_CreateOrUpdate", "Compute_List", "VirtualMachineSizes_List",
         "ModelVersions_CreateOrUpdate", "ModelVersions_Get", "ModelVersions_List",
-        "RegistryModelVersions_Get", "RegistryModelVersions_List", "RegistryComponentVersions_Get",
+        "RegistryModelContainers_List", "RegistryModelVersions_Get", "RegistryModelVersions_List",
+        "RegistryComponentVersions_Get",
         "RegistryComponentVersions_List", "RegistryComponentContainers_Get",
     ]),
     "2024-01-01-preview": ("preview/2024-01-01-preview", ["Jobs_CreateOrUpdate", "Jobs_Get", "Jobs_List"]),
