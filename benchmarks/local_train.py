@@ -1,13 +1,24 @@
-"""Local fine-tune throughput: our trainer setup against a plain TRL SFT script, same run.
+"""Local fine-tune throughput: our trainer against a plain TRL SFT script, same run, same loss.
 
 Both train the tiny model on the same ultrachat-shaped conversations (multi-turn, long-tailed
-lengths: most short, a few near max_seq_length) with the same hyperparameters, in this process, one
-after the other, twice (alternating, best of two). Throughput is non-padding tokens per second of
-``trainer.train()``. Ours wins by wasting less on padding: length-grouped batches over rows we
-tokenize once, with the assistant mask, before training. The final eval losses must agree within 2%.
+lengths: most short, a few cut at max_seq_length) with the same hyperparameters, seed, epochs and
+schedule, in this process. The plain side is what a user writes from the TRL docs: a ``messages``
+dataset, ``assistant_only_loss=True``, random batches. Ours is ``trainer.build_trainer``: rows we
+tokenize once (with the assistant mask) before training, and each random batch computed as
+length-sorted micro-batches (``batching``), which pads less and trains the same.
 
-Run: ``python benchmarks/local_train.py [--rows 480] [--epochs 1]``
-Last line: ``local_train: speedup=<ours/plain> loss_delta=<relative>``.
+Measured:
+  tokens/s: non-padding tokens of the training set per second of ``trainer.train()``.
+  padding: the share of the tokens the model computed that were padding, counted in the collator.
+  eval loss: ``trainer.evaluate()`` on the same held-out conversations, in-order batches of 8 for
+    both (so it is computed the same way), after training.
+The sides run in back-to-back pairs, alternating which goes first, and pair i uses seed 42+i for
+both; the speedup is the median of the pairs' ratios (load from other jobs on a shared machine falls
+on both alike), loss_delta is |mean ours - mean plain| / mean plain over the pairs' eval losses.
+
+Run: ``python benchmarks/local_train.py [--rows 480] [--epochs 1] [--pairs 3] [--threads N] [--splits M]``
+Last line: ``local_train: speedup=<ours/plain> loss_delta=<relative>``. Targets: speedup >= 1.2,
+loss_delta <= 0.02.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -57,12 +69,13 @@ def ultrachat_shaped(n: int, seed: int = 0) -> list[list[dict]]:
     return out
 
 
-def run_ours(model_dir, tok, train, evaluation):
-    from azml_magics.backends.local import trainer as ours
-    from azml_magics.spec import merge_parameters
+def run_ours(model_dir, tok, train, evaluation, seed: int) -> dict:
     from transformers import AutoModelForCausalLM
 
-    values = merge_parameters(SETTINGS).values
+    from azml_magics.backends.local import trainer as ours
+    from azml_magics.spec import merge_parameters
+
+    values = merge_parameters({**SETTINGS, "seed": seed}).values
     train_rows, _ = ours.tokenize_all(tok, train, SETTINGS["max_seq_length"])
     eval_rows, _ = ours.tokenize_all(tok, evaluation, SETTINGS["max_seq_length"])
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -72,7 +85,7 @@ def run_ours(model_dir, tok, train, evaluation):
         return _measure(t, sum(len(r["input_ids"]) for r in train_rows))
 
 
-def run_plain(model_dir, tok, train, evaluation):
+def run_plain(model_dir, tok, train, evaluation, seed: int) -> dict:
     """What a user writes from the TRL docs: a messages dataset, assistant_only_loss, defaults otherwise."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -86,31 +99,48 @@ def run_plain(model_dir, tok, train, evaluation):
             lr_scheduler_type=s["lr_scheduler_type"], warmup_steps=s["warmup_steps"],
             per_device_train_batch_size=s["per_device_train_batch_size"],
             per_device_eval_batch_size=s["per_device_eval_batch_size"], max_length=s["max_seq_length"],
-            logging_steps=s["logging_steps"], seed=s["seed"], assistant_only_loss=True,
+            logging_steps=s["logging_steps"], seed=seed, assistant_only_loss=True,
             use_cpu=True, bf16=False, activation_checkpointing=False, save_strategy="no", report_to="none",
             disable_tqdm=True,
         )
         t = SFTTrainer(model=model, args=config, processing_class=tok,
                        train_dataset=Dataset.from_list([{"messages": m} for m in train]),
                        eval_dataset=Dataset.from_list([{"messages": m} for m in evaluation]))
-        tokens = sum(len(r["input_ids"]) for r in t.train_dataset)
-        return _measure(t, tokens)
+        return _measure(t, sum(len(r["input_ids"]) for r in t.train_dataset))
+
+
+class CountingCollator:
+    """Wraps a trainer's collator to count the tokens computed (padded) and the real ones."""
+
+    def __init__(self, inner):
+        self.inner, self.padded, self.real = inner, 0, 0
+
+    def __call__(self, examples):
+        batch = self.inner(examples)
+        self.padded += batch["input_ids"].numel()
+        self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+        return batch
 
 
 def _measure(t, tokens_per_epoch: int) -> dict:
+    counter = t.data_collator = CountingCollator(t.data_collator)
     start = time.perf_counter()
     t.train()
     seconds = time.perf_counter() - start
+    t.data_collator = counter.inner
     tokens = tokens_per_epoch * SETTINGS["num_train_epochs"]
     return {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens,
+            "padding": 1 - counter.real / counter.padded, "micro_batches": t.args.gradient_accumulation_steps,
             "eval_loss": t.evaluate()["eval_loss"]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=480)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: the usable cores)")
+    parser.add_argument("--splits", type=int, default=0, help="force micro-batches per step (default: chosen)")
     args = parser.parse_args()
     SETTINGS["num_train_epochs"] = args.epochs
 
@@ -118,10 +148,12 @@ def main() -> int:
     import transformers
     from transformers import AutoTokenizer
 
-    from azml_magics.backends.local import tiny_model
+    from azml_magics.backends.local import batching, tiny_model
 
+    if args.splits:
+        batching.choose_splits = lambda *a, **k: args.splits
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     model_dir = tiny_model.ensure_tiny_model()
     tok = AutoTokenizer.from_pretrained(model_dir)
     data = ultrachat_shaped(args.rows + args.rows // 8, seed=1)
@@ -130,18 +162,24 @@ def main() -> int:
                          SETTINGS["max_seq_length"]) for m in train)
     print(f"data: {len(train)} train / {len(evaluation)} eval conversations; tokens per row "
           f"min {lengths[0]} median {lengths[len(lengths) // 2]} p90 {lengths[len(lengths) * 9 // 10]} max {lengths[-1]}; "
-          f"{torch.get_num_threads()} threads")
-    best = {"ours": None, "plain": None}
-    for i in range(args.repeats):
-        for name, fn in (("plain", run_plain), ("ours", run_ours)):
-            r = fn(model_dir, tok, train, evaluation)
-            print(f"run {i + 1} {name:5s}: {r['tokens_per_s']:8.0f} tokens/s  {r['seconds']:6.2f} s  "
-                  f"eval_loss {r['eval_loss']:.4f}")
-            if best[name] is None or r["tokens_per_s"] > best[name]["tokens_per_s"]:
-                best[name] = r
-    speedup = best["ours"]["tokens_per_s"] / best["plain"]["tokens_per_s"]
-    delta = abs(best["ours"]["eval_loss"] - best["plain"]["eval_loss"]) / best["plain"]["eval_loss"]
-    print(f"local_train: speedup={speedup:.2f} loss_delta={delta:.4f}")
+          f"{args.epochs} epoch(s), {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}")
+    runs = {"plain": [], "ours": []}
+    for i in range(args.pairs):
+        seed = SETTINGS["seed"] + i
+        order = (("plain", run_plain), ("ours", run_ours))
+        for name, fn in order if i % 2 == 0 else order[::-1]:
+            r = fn(model_dir, tok, train, evaluation, seed)
+            runs[name].append(r)
+            print(f"pair {i + 1} seed {seed} {name:5s}: {r['tokens_per_s']:7.0f} tokens/s  {r['seconds']:6.1f} s  "
+                  f"padding {r['padding']:.0%}  micro-batches/step {r['micro_batches']}  eval_loss {r['eval_loss']:.4f}  "
+                  f"load {os.getloadavg()[0]:.1f}")
+    ratios = [o["tokens_per_s"] / p["tokens_per_s"] for o, p in zip(runs["ours"], runs["plain"])]
+    plain_loss = statistics.mean(r["eval_loss"] for r in runs["plain"])
+    ours_loss = statistics.mean(r["eval_loss"] for r in runs["ours"])
+    delta = abs(ours_loss - plain_loss) / plain_loss
+    print(f"speedup per pair: {' '.join(f'{x:.2f}' for x in ratios)}; eval loss mean over {args.pairs} seed(s): "
+          f"plain {plain_loss:.4f}, ours {ours_loss:.4f}")
+    print(f"local_train: speedup={statistics.median(ratios):.2f} loss_delta={delta:.4f}")
     return 0
 
 

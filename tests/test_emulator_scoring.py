@@ -133,3 +133,34 @@ def test_openai_chat_refuses_what_it_cannot_honour(azure_emulator, endpoint):
     with pytest.raises(openai.AuthenticationError):
         _openai(azure_emulator, uri, "wrong").chat.completions.create(
             model="demo", messages=[{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.slow
+def test_real_replies_from_the_tiny_model_when_trained_on_uploaded_data(azure_emulator, tmp_path):
+    """Opt-in (fault real_replies): the notebook's deployment of a model registered from a job whose
+    training file is in blob storage answers with the local tiny model; a registry model still gets
+    the deterministic reply."""
+    from tests.azure_emulator.notebook.runner import run_cells
+
+    emu = azure_emulator
+    emu.faults.model_specific_defaults = {"apply_lora": "true", "num_train_epochs": "1"}
+    emu.faults.job_duration = 2.0
+    emu.faults.real_replies = True
+    nb = run_cells(emu, tmp_path, until="invoke")
+    reply = json.loads(nb.namespace["response"])
+    assert "emulated reply" not in reply["output"] and reply["usage"]["completion_tokens"] >= 1
+
+    name = nb.namespace["online_endpoint_name"]
+    uri = _arm(emu, "GET", f"onlineEndpoints/{name}").json()["properties"]["scoringUri"]
+    key = _arm(emu, "POST", f"onlineEndpoints/{name}/listKeys").json()["primaryKey"]
+    greedy = {"input_data": {"input_string": [{"role": "user", "content": "How do I keep a starter alive?"}],
+                             "parameters": {"do_sample": False, "max_new_tokens": 12}}}
+    first, second = (_score(emu, uri, key, greedy).json() for _ in range(2))
+    assert first["output"] == second["output"] and "emulated reply" not in first["output"]
+    assert first["usage"]["completion_tokens"] <= 12
+
+    _arm(emu, "PUT", f"onlineEndpoints/{name}/deployments/registry", {
+        "location": "eastus", "sku": {"name": "Default", "capacity": 1},
+        "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_NC6s_v3", "model": MODEL}})
+    other = _score(emu, uri, key, greedy, **{"azureml-model-deployment": "registry"}).json()
+    assert other["output"].startswith("(emulated reply from registry)")

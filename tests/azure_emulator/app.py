@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -12,7 +13,7 @@ from . import (  # noqa: F401
     routes_control, routes_data, routes_endpoints, routes_jobs, routes_meta, routes_mlflow, routes_registry,
     routes_scoring, routes_workspace,
 )
-from .routing import ROUTES, Req, ServiceError, error_response
+from .routing import ROUTES, Deferred, Req, ServiceError, error_response
 
 
 def _wrap(state, name: str, fn):
@@ -34,6 +35,8 @@ def _wrap(state, name: str, fn):
         try:
             with state.lock:
                 response = fn(state, req)
+            if isinstance(response, Deferred):
+                response = await run_in_threadpool(response.run)
         except ServiceError as err:
             response = error_response(err.status, err.code, err.message, err.details)
         state.log_response(name, req, response)

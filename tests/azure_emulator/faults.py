@@ -49,6 +49,7 @@ class Faults:
     lro_delay: float = 0.0                       # seconds every long-running operation stays InProgress
     endpoint_stuck_creating: bool = False        # endpoint provisioning never finishes
     job_duration: float | None = None            # seconds from submit to Completed (None: emulator default)
+    real_replies: bool = False                   # score with the local tiny model (see routes_scoring)
     http_faults: list[HttpFault] = field(default_factory=list)
 
     def http(self, route: str, status: int = 429, retry_after: float | None = 1.0, times: int = 1,

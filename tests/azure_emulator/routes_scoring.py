@@ -5,7 +5,9 @@ as server-sent events ending in ``data: [DONE]``).
 Requests are checked with the product's own contract (``azml_magics.scoring``), so a malformed body
 gets the 400 whose message echoes the expected format. Routing is the service's: key auth, the
 ``azureml-model-deployment`` header picks a deployment, otherwise traffic must have a positive weight.
-Replies are deterministic, derived from the prompt (see :func:`reply_for`).
+Replies are deterministic, derived from the prompt (see :func:`reply_for`); with the fault
+``real_replies`` on, a deployment of a model trained on uploaded data answers with the local backend's
+tiny model instead (``tiny_replies``), generated outside the state lock.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 
 from starlette.responses import JSONResponse, StreamingResponse
 
-from .routing import Req, error_response, ok, route
+from .routing import Deferred, Req, error_response, ok, route
 
 SCORE_ROOT = "/_score/{endpoint}"
 
@@ -68,19 +70,30 @@ def _bad_request(err) -> JSONResponse:
     return JSONResponse(scoring.error_body(str(err)), status_code=400)
 
 
+def _accept(state, req: Req, parse):
+    """(deployment, checked request), or raise _Refused with the service's refusal."""
+    from azml_magics import scoring
+
+    deployment = _deployment(state, req)
+    try:
+        return deployment, parse(req.json)
+    except scoring.BadRequest as err:
+        raise _Refused(_bad_request(err)) from None
+
+
 @route("POST", SCORE_ROOT + "/score", "score")
 def score(state, req: Req):
     from azml_magics import scoring
 
     try:
-        deployment = _deployment(state, req)
-        parsed = scoring.parse_score_request(req.json)
+        deployment, parsed = _accept(state, req, scoring.parse_score_request)
     except _Refused as refused:
         return refused.response
-    except scoring.BadRequest as err:
-        return _bad_request(err)
-    replies = [reply_for(c, deployment, parsed.params.max_new_tokens) for c in parsed.conversations]
-    return ok(scoring.score_response(replies, model=deployment, batched_input=parsed.batched_input))
+
+    def answer(replies):
+        return ok(scoring.score_response(replies, model=deployment, batched_input=parsed.batched_input))
+
+    return _replies(state, req, deployment, parsed, answer)
 
 
 @route("POST", SCORE_ROOT + "/v1/chat/completions", "chat_completions")
@@ -88,16 +101,39 @@ def chat_completions(state, req: Req):
     from azml_magics import scoring
 
     try:
-        deployment = _deployment(state, req)
-        parsed = scoring.parse_chat_request(req.json)
+        deployment, parsed = _accept(state, req, scoring.parse_chat_request)
     except _Refused as refused:
         return refused.response
-    except scoring.BadRequest as err:
-        return _bad_request(err)
-    reply = reply_for(parsed.conversations[0], deployment, parsed.params.max_new_tokens)
-    if not parsed.stream:
-        return ok(scoring.chat_response(reply, model=deployment))
-    return StreamingResponse(_sse(reply, deployment, parsed.include_usage), media_type="text/event-stream")
+
+    def answer(replies):
+        if not parsed.stream:
+            return ok(scoring.chat_response(replies[0], model=deployment))
+        return StreamingResponse(_sse(replies[0], deployment, parsed.include_usage), media_type="text/event-stream")
+
+    return _replies(state, req, deployment, parsed, answer)
+
+
+def _replies(state, req: Req, deployment: str, parsed, answer):
+    """ANSWER(replies): deterministic ones now, or (fault ``real_replies``) a Deferred that generates
+    with the tiny model when the deployment's model was trained on data really uploaded."""
+    deterministic = [reply_for(c, deployment, parsed.params.max_new_tokens) for c in parsed.conversations]
+    if not state.faults.real_replies:
+        return answer(deterministic)
+
+    def generate():
+        from azml_magics import scoring
+
+        from . import tiny_replies
+
+        path = tiny_replies.training_blob(state, req.params["endpoint"], deployment)
+        if path is None or not tiny_replies.blob_exists(state.emulator, path):
+            return answer(deterministic)
+        try:
+            return answer([tiny_replies.generate(c, parsed.params) for c in parsed.conversations])
+        except scoring.BadRequest as err:
+            return _bad_request(err)
+
+    return Deferred(generate)
 
 
 def _sse(reply, model: str, include_usage: bool):

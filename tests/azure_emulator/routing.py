@@ -53,5 +53,13 @@ def error_response(status: int, code: str, message: str, details: list | None = 
     return JSONResponse(body, status_code=status, headers={"x-ms-error-code": code, **(headers or {})})
 
 
+@dataclass
+class Deferred:
+    """What a handler returns for slow work (generating a reply): ``run()`` is called after the state
+    lock is released, in a worker thread, and returns the response."""
+
+    run: Callable
+
+
 def ok(body: object, status: int = 200, headers: dict | None = None) -> Response:
     return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)

@@ -212,6 +212,7 @@ class LocalBackend:
         return endpoints.start_endpoint(
             self._home(), name, self.model_dir(model), model_ref=f"{model.name}:{model.version}",
             deployment=spec.deployment,
+            server_args=("--request-timeout", str(spec.request_timeout_ms / 1000)),
         )
 
     def get_endpoint(self, name: str) -> Endpoint:
@@ -229,7 +230,8 @@ class LocalBackend:
         from . import endpoints
 
         endpoint = endpoints.get_endpoint(self._home(), name)
-        return EndpointClient(endpoint.scoring_uri, endpoints.read_key(self._home(), name))
+        return EndpointClient(endpoint.scoring_uri, endpoints.read_key(self._home(), name),
+                              openai_base_url=endpoint.openai_base_url)
 
     def invoke(self, endpoint: str, request: dict) -> dict:
         return self._client(endpoint).score(request)

@@ -114,8 +114,8 @@ def create_app(
     app = FastAPI(
         title=f"azml_magics local endpoint '{name}'",
         version="1",
-        description=f"Serves {model_name}. Send `Authorization: Bearer <key>`; read the key with "
-        "`%azml_endpoint_key` or `azml_magics.backends.local.endpoints.read_key`.",
+        description=f"Serves {model_name}. Send `Authorization: Bearer <key>`; read the key in Python "
+        "with `azml_magics.backends.local.endpoints.read_key(home, name)` (never print it).",
     )
     secret = key.encode()
     headers = {"azureml-model-deployment": deployment}
