@@ -249,7 +249,7 @@ class AzmlMagics(Magics):
     @_user_errors
     def azml_deploy(self, line="", cell=None):
         args = _parse("azml_deploy", line)
-        from .spec import DeploySpec, check_endpoint_name, deploy_from_dict, parse_deploy
+        from .spec import deploy_from_dict, parse_deploy
 
         if args.form:
             from .ui.forms import deploy_form

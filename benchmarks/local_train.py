@@ -123,6 +123,9 @@ class CountingCollator:
 
 
 def _measure(t, tokens_per_epoch: int) -> dict:
+    from transformers.trainer_callback import PrinterCallback
+
+    t.remove_callback(PrinterCallback)  # the per-step log dicts; the summary lines say enough
     counter = t.data_collator = CountingCollator(t.data_collator)
     start = time.perf_counter()
     t.train()
@@ -144,6 +147,7 @@ def main() -> int:
     args = parser.parse_args()
     SETTINGS["num_train_epochs"] = args.epochs
 
+    import datasets
     import torch
     import transformers
     from transformers import AutoTokenizer
@@ -153,6 +157,8 @@ def main() -> int:
     if args.splits:
         batching.choose_splits = lambda *a, **k: args.splits
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     model_dir = tiny_model.ensure_tiny_model()
     tok = AutoTokenizer.from_pretrained(model_dir)

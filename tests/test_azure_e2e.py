@@ -7,7 +7,6 @@ Azurite, and every request it sends is in the emulator's log, which the tests re
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -69,24 +68,6 @@ def azure(emulator, tmp_path, monkeypatch):
 # What the emulator did not serve yet when these tests were written (see the report / its README):
 # a test that reaches one of these gaps is marked xfail with the service's message, and passes as
 # soon as the emulator serves it. Any other failure still fails.
-EMULATOR_GAPS = {
-    "NoRoute": "the emulator has no route for a call the SDK makes",
-    "scale_type": "the emulator's online deployments lack scaleSettings (Azure returns {'scaleType': 'Default'})",
-}
-
-
-@contextlib.contextmanager
-def emulator_gaps():
-    try:
-        yield
-    except Exception as err:  # noqa: BLE001 - re-raised unless it is a known emulator gap
-        text = str(err)
-        for marker, why in EMULATOR_GAPS.items():
-            if marker in text:
-                pytest.xfail(f"{why}: {text.splitlines()[0][:300]}")
-        raise
-
-
 def log_since(emulator, mark: int) -> list[dict]:
     return emulator.requests()[mark:]
 
@@ -135,8 +116,7 @@ def test_model_card_and_retired_model_refused_with_a_pointer(azure, emulator):
     with pytest.raises(SpecError, match="retired on 2025-08-30.*%azml_models"):
         azure.finetune(spec_text(model="Phi-3-mini-4k-instruct"))
     assert creates(log_since(emulator, mark)) == []
-    with emulator_gaps():
-        listed = [m.name for m in azure.models()]
+    listed = [m.name for m in azure.models()]
     assert MODEL in listed and "Phi-3-mini-4k-instruct" not in listed
 
 
@@ -219,26 +199,25 @@ def test_finetune_register_deploy_chat_delete(azure, emulator):
     assert azure.register(job.name).version == ref.version  # no duplicate
     assert "model_create" not in routes(log_since(emulator, mark))
 
-    with emulator_gaps():
-        endpoint = azure.deploy({"model": f"{ref.name}:{ref.version}", "endpoint": "ultrachat-e2e"})
-        assert endpoint.scoring_uri and endpoint.deployment == "demo"
-        assert endpoint.instance_type == "Standard_NC6s_v3"
-        key_values = [v for pair in emulator.state.endpoint_keys.values() for v in pair if v]
-        assert key_values
-        assert any("Standard_NC6s_v3" in m and "%azml_delete ultrachat-e2e" in m for m in azure.messages)
-        reply = azure.chat("ultrachat-e2e", "Say hello.")
-        assert isinstance(reply, str) and reply
-        request = json.loads((SAMPLE / "test_gen.jsonl").read_text().splitlines()[0])
-        response = azure.invoke(None, {"input_data": {"input_string": [request["messages"]], "parameters": {
-            "temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200}}, "params": {}})
-        assert "output" in response
+    endpoint = azure.deploy({"model": f"{ref.name}:{ref.version}", "endpoint": "ultrachat-e2e"})
+    assert endpoint.scoring_uri and endpoint.deployment == "demo"
+    assert endpoint.instance_type == "Standard_NC6s_v3"
+    key_values = [v for pair in emulator.state.endpoint_keys.values() for v in pair if v]
+    assert key_values
+    assert any("Standard_NC6s_v3" in m and "%azml_delete ultrachat-e2e" in m for m in azure.messages)
+    reply = azure.chat("ultrachat-e2e", "Say hello.")
+    assert isinstance(reply, str) and reply
+    request = json.loads((SAMPLE / "test_gen.jsonl").read_text().splitlines()[0])
+    response = azure.invoke(None, {"input_data": {"input_string": [request["messages"]], "parameters": {
+        "temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200}}, "params": {}})
+    assert "output" in response
 
-        removed = azure.delete(all=True)
-        assert "endpoint ultrachat-e2e" in removed and "compute gpu-cluster" in removed
-        assert azure.state.is_empty() or not (azure.state.list("endpoints") or azure.state.list("computes"))
-        assert "ultrachat-e2e" not in emulator.state.endpoints and "gpu-cluster" not in emulator.state.computes
-        state_text = azure.state.path.read_text() + "\n".join(azure.messages)
-        assert not any(k in state_text for k in key_values)  # the key never reached state or output
+    removed = azure.delete(all=True)
+    assert "endpoint ultrachat-e2e" in removed and "compute gpu-cluster" in removed
+    assert azure.state.is_empty() or not (azure.state.list("endpoints") or azure.state.list("computes"))
+    assert "ultrachat-e2e" not in emulator.state.endpoints and "gpu-cluster" not in emulator.state.computes
+    state_text = azure.state.path.read_text() + "\n".join(azure.messages)
+    assert not any(k in state_text for k in key_values)  # the key never reached state or output
 
 
 def test_deploy_instance_type_outside_inference_allow_list_refused(azure, emulator):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_azure_e2e import emulator_gaps
 
 pytestmark = [pytest.mark.azure, pytest.mark.slow]
 
@@ -51,8 +50,7 @@ def test_azure_notebook_runs_against_the_emulator(azure_emulator, tmp_path, monk
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
         f"DATA = {str(sample_dir())!r}\nFRACTION = 1.0\n%config AzmlMagics.poll_interval = 0.5"))
 
-    with emulator_gaps():
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
 
     text = outputs_text(nb)
     assert "retired on 2025-08-30" in text  # the original's model, refused with the reason

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_azure_e2e import emulator_gaps
 
 pytestmark = [pytest.mark.azure, pytest.mark.slow]
 
@@ -162,8 +161,7 @@ experiment: chat_completion_{MODEL}""",
     ]
     for cell in cells:
         result, out, _ = run_cell(ip, cell)
-        with emulator_gaps():
-            assert result.success, f"{cell.splitlines()[0]} failed: {result.error_in_exec or result.error_before_exec}\n{out}"
+        assert result.success, f"{cell.splitlines()[0]} failed: {result.error_in_exec or result.error_before_exec}\n{out}"
     ours = by_route(emu.requests()[mark:])
 
     their_job = ns["pipeline_job"].name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from IPython.core.error import UsageError
 
 from azml_magics.data import sample_dir
