@@ -16,7 +16,7 @@ The sides run in back-to-back pairs, alternating which goes first, and pair i us
 both; the speedup is the median of the pairs' ratios (load from other jobs on a shared machine falls
 on both alike), loss_delta is |mean ours - mean plain| / mean plain over the pairs' eval losses.
 
-Run: ``python benchmarks/local_train.py [--rows 480] [--epochs 1] [--pairs 3] [--threads N] [--splits M]``
+Run: ``python benchmarks/local_train.py [--rows 960] [--epochs 2] [--pairs 3] [--threads N] [--splits M]``
 Last line: ``local_train: speedup=<ours/plain> loss_delta=<relative>``. Targets: speedup >= 1.2,
 loss_delta <= 0.02.
 """
@@ -139,8 +139,8 @@ def _measure(t, tokens_per_epoch: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=480)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=960)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: the usable cores)")
     parser.add_argument("--splits", type=int, default=0, help="force micro-batches per step (default: chosen)")
@@ -177,15 +177,15 @@ def main() -> int:
             r = fn(model_dir, tok, train, evaluation, seed)
             runs[name].append(r)
             print(f"pair {i + 1} seed {seed} {name:5s}: {r['tokens_per_s']:7.0f} tokens/s  {r['seconds']:6.1f} s  "
-                  f"padding {r['padding']:.0%}  micro-batches/step {r['micro_batches']}  eval_loss {r['eval_loss']:.4f}  "
+                  f"padding {r['padding']:.0%}  micro-batches/step {r['micro_batches']}  eval_loss {r['eval_loss']:.6f}  "
                   f"load {os.getloadavg()[0]:.1f}")
     ratios = [o["tokens_per_s"] / p["tokens_per_s"] for o, p in zip(runs["ours"], runs["plain"])]
     plain_loss = statistics.mean(r["eval_loss"] for r in runs["plain"])
     ours_loss = statistics.mean(r["eval_loss"] for r in runs["ours"])
     delta = abs(ours_loss - plain_loss) / plain_loss
     print(f"speedup per pair: {' '.join(f'{x:.2f}' for x in ratios)}; eval loss mean over {args.pairs} seed(s): "
-          f"plain {plain_loss:.4f}, ours {ours_loss:.4f}")
-    print(f"local_train: speedup={statistics.median(ratios):.2f} loss_delta={delta:.4f}")
+          f"plain {plain_loss:.6f}, ours {ours_loss:.6f}")
+    print(f"local_train: speedup={statistics.median(ratios):.2f} loss_delta={delta:.5f}")
     return 0
 
 

@@ -183,6 +183,11 @@ def test_finetune_register_deploy_chat_delete(azure, emulator):
     chunk = azure.logs(job.name)
     assert chunk.step is not None and chunk.lines
     assert azure.logs(job.name, chunk.cursor).lines == []  # the cursor gives only newer lines
+    # metrics come from the workspace's MLflow (the emulator serves the MLflow REST API there)
+    series = azure.metrics(job.name)
+    assert {"loss", "eval_loss", "learning_rate"} <= set(series), sorted(series)
+    loss = [p.value for p in series["loss"]]
+    assert len(loss) >= 3 and loss[-1] < loss[0]
 
     # the same data again: found by content hash, not uploaded twice; the cluster is reused
     mark = len(emulator.requests())
