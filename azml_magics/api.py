@@ -49,6 +49,7 @@ class FinetunePlan:
     data: DataFiles | None = None
     data_report: object = None  # azml_magics.data.ValidationReport, when data was checked
     notes: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
     @property
     def display_name(self) -> str:
@@ -128,9 +129,13 @@ class Session:
         return self.require().list_models(task)
 
     # ------------------------------------------------------------------ data
-    def prepare_data(self, source: str | None = None, **kwargs):
+    def prepare_data(self, source: str | None = None, *, model: str | None = None, **kwargs):
         from . import data
 
+        if model and "tokenizer" not in kwargs:
+            info = self.model(model)
+            kwargs["tokenizer"] = self._tokenizer(info)
+            kwargs.setdefault("supports_system_role", info.supports_system_role)
         return data.prepare(source or data.DEFAULT_SOURCE, **kwargs)
 
     def validate_data(self, files, *, model: str | None = None, **kwargs):
@@ -145,16 +150,27 @@ class Session:
     def summarize_data(self, files, *, model: str | None = None, **kwargs):
         from . import data
 
+        if isinstance(files, (str, Path)) and not Path(files).expanduser().exists():
+            raise NotFound(f"no such file or folder: {Path(files).expanduser().resolve()}")
         if model and "tokenizer" not in kwargs:
             kwargs["tokenizer"] = self._tokenizer(self.model(model))
         return data.summarize(files, **kwargs)
 
     def _tokenizer(self, info: ModelInfo):
         loader = getattr(self.backend, "tokenizer_for", None)
-        return loader(info) if loader else None
+        if loader is None:
+            return None
+        try:
+            return loader(info)
+        except AzmlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken model folder is the user's to fix
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SpecError(f"cannot load the tokenizer of model {info.name}: {first}") from None
 
     # ------------------------------------------------------------------ fine-tune
-    def plan_finetune(self, spec: FinetuneSpec | str | dict, *, check_data: bool = True) -> FinetunePlan:
+    def plan_finetune(self, spec: FinetuneSpec | str | dict, *, check_data: bool = True,
+                      dry_run: bool = False) -> FinetunePlan:
         """Check the spec against the model, the compute allow list, the component and the data."""
         spec = _as_finetune_spec(spec)
         backend = self.require()
@@ -179,10 +195,18 @@ class Session:
                 + ", ".join(f"{k}={v}" for k, v in effective.dropped_model_defaults.items())
             )
         if check_data:
-            plan.data_report = self._check_spec_data(spec, model, effective)
+            if dry_run:  # prepare hub data in a scratch folder: a dry run writes nothing of the user's
+                import tempfile
+
+                with tempfile.TemporaryDirectory(prefix="azml-dry-run-") as scratch:
+                    plan.data_report = self._check_spec_data(spec, model, effective, out=scratch)
+                plan.dry_run = True
+            else:
+                plan.data_report = self._check_spec_data(spec, model, effective)
         return plan
 
-    def _check_spec_data(self, spec: FinetuneSpec, model: ModelInfo, effective: EffectiveParameters):
+    def _check_spec_data(self, spec: FinetuneSpec, model: ModelInfo, effective: EffectiveParameters,
+                         out: str | None = None):
         """Validate every row (strict: raise; drop: count) without writing anything of ours."""
         from . import data
 
@@ -194,7 +218,9 @@ class Session:
             if d.validation:
                 files["validation"] = d.validation
         else:
-            prepared = data.prepare(d.source, fraction=d.fraction, rows=d.rows, out=d.folder)
+            splits = (d.train_split, d.test_split) if out else data.SPLITS
+            prepared = data.prepare(d.source, fraction=d.fraction, rows=d.rows, out=out or d.folder,
+                                    splits=splits, train_split=d.train_split, test_split=d.test_split)
             files = {k: str(v) for k, v in prepared.files.items() if k in (d.train_split, d.test_split)}
         max_len = effective.values.get("max_seq_length", -1)
         report = data.validate(
@@ -217,6 +243,8 @@ class Session:
 
     def finetune(self, spec: FinetuneSpec | str | dict, *, plan: FinetunePlan | None = None) -> JobRef:
         """Check everything, then create the compute (if needed) and submit. Returns at once."""
+        if plan is not None and plan.dry_run:
+            raise SpecError("that plan came from a dry run (its data was not kept); plan again without dry_run.")
         plan = plan or self.plan_finetune(spec)
         backend = self.require()
         if plan.data is None and plan.data_report is not None:
@@ -236,7 +264,11 @@ class Session:
 
     # ------------------------------------------------------------------ jobs
     def jobs(self) -> list[JobStatus]:
-        return self.require().list_jobs()
+        found = self.require().list_jobs()
+        for job in found:  # keep %azml_status current
+            if self.state.get("jobs", job.name) is not None:
+                self.state.update("jobs", job.name, state=job.state)
+        return found
 
     def job(self, name: str | None = None) -> JobStatus:
         return self.require().status(self._job_name(name))
@@ -244,10 +276,23 @@ class Session:
     def _job_name(self, name: str | None) -> str:
         if name:
             return name
-        jobs = self._state().list("jobs")
-        if not jobs:
+        latest = self._state().latest("jobs")
+        if latest is None:
             raise NotFound("no job yet in this workspace; submit one with %%azml_finetune.")
-        return jobs[-1].name
+        return latest.name
+
+    def _last_completed_job(self) -> str:
+        """The newest job of this workspace that completed (a canceled or failed one has no model)."""
+        records = sorted(self._state().list("jobs"), key=lambda r: r.created, reverse=True)
+        for record in records:
+            try:
+                if self.require().status(record.name).state == "Completed":
+                    return record.name
+            except AzmlError:
+                continue
+        if not records:
+            raise NotFound("no job yet in this workspace; submit one with %%azml_finetune.")
+        raise NotFound("no completed job in this workspace yet; wait for one (%azml_jobs) or name the job.")
 
     def logs(self, name: str | None = None, cursor=None):
         return self.require().logs(self._job_name(name), cursor)
@@ -284,7 +329,7 @@ class Session:
 
     # ------------------------------------------------------------------ models
     def register(self, job: str | None = None, name: str | None = None, version: str | None = None) -> ModelRef:
-        job = self._job_name(job)
+        job = job or self._last_completed_job()
         ref = self.require().register(job, name=name, version=version)
         self.state.add("models", f"{ref.name}:{ref.version}", id=ref.id, job=job)
         return ref
@@ -292,10 +337,10 @@ class Session:
     def _resolve_registered(self, model: str) -> ModelRef:
         """A model for deployment: 'name:version', 'name@latest', or the last one registered here."""
         if model in (None, "", "last"):
-            records = self._state().list("models")
-            if not records:
+            latest = self._state().latest("models")
+            if latest is None:
                 raise NotFound("no model registered in this workspace yet; run %azml_register first.")
-            model = records[-1].name
+            model = latest.name
         resolver = getattr(self.require(), "get_registered_model", None)
         name, version, label = split_model_ref(model)
         if resolver is None:
@@ -313,14 +358,18 @@ class Session:
         if spec.endpoint is None:
             spec.endpoint = f"ultrachat-completion-{int(time.time())}"
         model = self._resolve_registered(spec.model)
+        backend = self.require()
+        known_before = self.state.get("endpoints", spec.endpoint) is not None
         try:
-            endpoint = self.require().deploy(model, spec)
+            endpoint = backend.deploy(model, spec)
         except SpecError:
             raise  # refused before anything was created
         except BaseException:
-            # a half-made endpoint bills too: remember it so %azml_delete --all removes it
-            self.state.add("endpoints", spec.endpoint, deployment=spec.deployment,
-                           model=f"{model.name}:{model.version}", state="failed to deploy")
+            # a half-made endpoint bills too: remember it so %azml_delete --all removes it; but a
+            # refusal that created nothing (or an endpoint we already knew) leaves the record alone
+            if not known_before and self._endpoint_exists(spec.endpoint):
+                self.state.add("endpoints", spec.endpoint, deployment=spec.deployment,
+                               model=f"{model.name}:{model.version}", state="failed to deploy")
             raise
         self.state.add(
             "endpoints", endpoint.name, deployment=endpoint.deployment, model=f"{model.name}:{model.version}",
@@ -328,22 +377,29 @@ class Session:
         )
         return endpoint
 
+    def _endpoint_exists(self, name: str) -> bool:
+        try:
+            self.require().get_endpoint(name)
+            return True
+        except AzmlError:
+            return False
+        except Exception:  # noqa: BLE001 - unknown: assume it may exist, so it gets cleaned up
+            return True
+
     def endpoints(self) -> list[Endpoint]:
         return self.require().list_endpoints()
 
     def _endpoint_name(self, name: str | None) -> str:
         if name:
             return name
-        records = self._state().list("endpoints")
-        if not records:
+        latest = self._state().latest("endpoints")
+        if latest is None:
             raise NotFound("no endpoint in this workspace; deploy one with %azml_deploy.")
-        return records[-1].name
+        return latest.name
 
     def invoke(self, endpoint: str | None, request: dict | str | Path) -> dict:
-        if isinstance(request, (str, Path)) and Path(request).exists():
-            import json
-
-            request = json.loads(Path(request).read_text())
+        if isinstance(request, (str, Path)):
+            request = _read_request_file(Path(request))
         return self.require().invoke(self._endpoint_name(endpoint), request)
 
     def chat(self, endpoint: str | None, messages: list[dict] | str, params: ChatParams | None = None) -> str:
@@ -372,8 +428,10 @@ class Session:
                 except AzmlError:
                     pass
                 if status is not None and status.state not in TERMINAL_STATES:
-                    backend.cancel(record.name)
+                    status = backend.cancel(record.name)
                     removed.append(f"job {record.name} (canceled)")
+                if status is not None:
+                    self.state.update("jobs", record.name, state=status.state)
             for record in self.state.list("computes"):
                 delete_compute = getattr(backend, "delete_compute", None)
                 if delete_compute:
@@ -391,6 +449,12 @@ class Session:
             if not endpoint:
                 return removed
         name = self._endpoint_name(endpoint)
+        if not self._endpoint_exists(name):
+            known = self.state.remove("endpoints", name)
+            if not known:
+                raise NotFound(f"no endpoint named '{name}' in this workspace; %azml_status lists them.")
+            removed.append(f"record of endpoint {name} (it was already gone)")
+            return removed
         backend.delete_endpoint(name)
         self.state.remove("endpoints", name)
         removed.append(f"endpoint {name}")
@@ -406,6 +470,21 @@ class Session:
             return [{"name": r.name, "created": r.created, **r.info} for r in self.state.list(kind)]
 
         return StatusReport(self.workspace, rows("jobs"), rows("models"), rows("endpoints"), rows("computes"), rows("data"))
+
+
+def _read_request_file(path: Path) -> dict:
+    import json
+
+    if not path.is_file():
+        raise NotFound(f"request file not found: {path}")
+    try:
+        request = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"request file {path} is not valid JSON ({exc}); write the scoring request as a JSON object.") from None
+    if not isinstance(request, dict):
+        raise SpecError(f"request file {path} must hold a JSON object such as "
+                        '{"input_data": {"input_string": [...], "parameters": {...}}}.')
+    return request
 
 
 def split_model_ref(ref: str) -> tuple[str, str | None, str | None]:

@@ -39,12 +39,18 @@ def _user_errors(func):
 
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
+        was_connected = self._session is not None and self._session.connected
         try:
             return func(self, *args, **kwargs)
         except HelpShown:
             return None
         except AzmlError as exc:
             raise UsageError(str(exc)) from None
+        finally:
+            s = self._session
+            if not was_connected and s is not None and s.connected and func.__name__ != "azml_connect":
+                where = s.home if s.workspace.backend == "local" else s.workspace.name
+                print(f"(connected to the {s.workspace.backend} backend at {where}; %azml_connect chooses another)")
 
     return wrapper
 
@@ -137,9 +143,16 @@ class AzmlMagics(Magics):
                 kwargs["fraction"] = 1.0  # the sample is small already: keep all of it
             if args.splits:
                 kwargs["splits"] = tuple(x.strip() for x in args.splits.split(",") if x.strip())
-            prepared = s.prepare_data(source, **kwargs)
+            kwargs.update(policy=args.policy, max_seq_length=args.max_seq_length)
+            prepared = s.prepare_data(source, model=args.model, **kwargs)
             rows = [[split, n, str(prepared.files[split])] for split, n in prepared.rows.items()]
-            display(Table(["split", "rows", "file"], rows, title=f"Prepared from {prepared.source}"))
+            report = getattr(prepared, "report", None)
+            notes = []
+            if report is not None and report.dropped:
+                notes.append(f"{report.dropped} rows dropped (--policy drop); the report follows.")
+            display(Table(["split", "rows", "file"], rows, title=f"Prepared from {prepared.source}", notes=notes))
+            if report is not None and report.problems:
+                display(report)
             return None
         target = args.source or "ultrachat_200k_dataset"
         if args.action == "validate":
@@ -171,7 +184,7 @@ class AzmlMagics(Magics):
         from .spec import parse_finetune
 
         spec = parse_finetune(cell)
-        plan = self.session.plan_finetune(spec, check_data=not args.skip_data)
+        plan = self.session.plan_finetune(spec, check_data=not args.skip_data, dry_run=args.dry_run)
         from .tables import effective_table
 
         if args.dry_run:
@@ -255,15 +268,16 @@ class AzmlMagics(Magics):
             from .ui.forms import deploy_form
 
             return display(deploy_form(self.session))
-        if cell is not None and cell.strip():
-            spec = parse_deploy(cell)
-        else:
-            raw = {"model": args.model or "last"}
-            for key in ("endpoint", "deployment", "instance_type", "instance_count", "request_timeout_ms"):
-                value = getattr(args, key)
-                if value is not None:
-                    raw[key] = value
-            spec = deploy_from_dict(raw)
+        # the options on the line win over the cell's YAML (so a cell can be reused with --endpoint X)
+        spec = parse_deploy(cell) if cell is not None and cell.strip() else None
+        raw = spec.to_dict() if spec else {"model": args.model or "last"}
+        if spec and args.model:
+            raw["model"] = args.model
+        for key in ("endpoint", "deployment", "instance_type", "instance_count", "request_timeout_ms"):
+            value = getattr(args, key)
+            if value is not None:
+                raw[key] = value
+        spec = deploy_from_dict(raw)
         if args.dry_run:
             display(Table(["setting", "value"], [[k, v] for k, v in spec.to_dict().items()], title="Deploy spec"))
             return None
@@ -271,7 +285,7 @@ class AzmlMagics(Magics):
         rows = [["endpoint", endpoint.name], ["deployment", endpoint.deployment], ["scoring URI", endpoint.scoring_uri],
                 ["state", endpoint.state]]
         notes = []
-        if endpoint.instance_type:
+        if (endpoint.instance_type or "").startswith("Standard_"):  # a cloud VM: say what it costs
             notes.append(
                 f"Billing: {endpoint.instance_count} x {endpoint.instance_type} while it runs; "
                 f"delete with %azml_delete {endpoint.name}"
@@ -296,15 +310,22 @@ class AzmlMagics(Magics):
             print(json.dumps(response, indent=1))
             return None
         text = cell.strip() if cell is not None and cell.strip() else args.text
+        name = s._endpoint_name(args.endpoint)
+        if not s._endpoint_exists(name):
+            hint = ""
+            latest = s.state.latest("endpoints") if s.state else None
+            if args.text is None and args.endpoint and latest is not None:
+                hint = f' To send text to {latest.name}: %azml_chat {latest.name} "{args.endpoint}"'
+            raise AzmlError(f"no endpoint named '{name}' (%azml_status lists this workspace's endpoints).{hint}")
         if text is None:
             from .ui.chat import ChatBox
 
-            box = ChatBox(s, s._endpoint_name(args.endpoint), params=params, system=args.system)
+            box = ChatBox(s, name, params=params, system=args.system)
             return display(box)
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
             {"role": "user", "content": text}
         ]
-        return s.chat(args.endpoint, messages, params)
+        return s.chat(name, messages, params)
 
     # ------------------------------------------------------------------ delete
     @line_magic

@@ -86,7 +86,7 @@ class WorkspaceState:
             existing = self._data[kind].get(name, {})
             record = {"created": existing.get("created", time.time()), **existing.get("info", {}), **info}
             created = record.pop("created")
-            self._data[kind][name] = {"created": created, "info": record}
+            self._data[kind][name] = {"created": created, "updated": time.time(), "info": record}
             self._write()
         return Record(kind, name, created, record)
 
@@ -112,6 +112,14 @@ class WorkspaceState:
     def list(self, kind: str) -> list[Record]:
         items = [Record(kind, n, e["created"], dict(e["info"])) for n, e in self._data[kind].items()]
         return sorted(items, key=lambda r: r.created)
+
+    def latest(self, kind: str) -> Record | None:
+        """The record added (or added again) most recently: what 'the last one' means to a user."""
+        entries = self._data[kind]
+        if not entries:
+            return None
+        name = max(entries, key=lambda n: (entries[n].get("updated", entries[n]["created"]), entries[n]["created"]))
+        return self.get(kind, name)
 
     def counts(self) -> dict[str, int]:
         return {kind: len(self._data[kind]) for kind in KINDS}

@@ -185,7 +185,7 @@ def main() -> int:
     delta = abs(ours_loss - plain_loss) / plain_loss
     print(f"speedup per pair: {' '.join(f'{x:.2f}' for x in ratios)}; eval loss mean over {args.pairs} seed(s): "
           f"plain {plain_loss:.6f}, ours {ours_loss:.6f}")
-    print(f"local_train: speedup={statistics.median(ratios):.2f} loss_delta={delta:.5f}")
+    print(f"local_train: speedup={statistics.median(ratios):.2f} loss_delta={delta:.1e}")
     return 0
 
 

@@ -93,7 +93,7 @@ def test_policies(tmp_path):
     lines[9] = "{oops"
     src = tmp_path / "train_sft.jsonl"
     src.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"2 problems in the data.*policy='drop' to drop 2 rows and keep 28"):
+    with pytest.raises(DataError, match=r"2 problems in the data.*policy='drop' in Python\) to drop 2 rows and keep 28"):
         prepare(src, fraction=1.0, out=tmp_path / "strict", policy="strict")
     assert not any((tmp_path / "strict").glob("*.jsonl*"))  # nothing written, no temp files left
     dropped = prepare(src, fraction=1.0, out=tmp_path / "drop", policy="drop")

@@ -101,7 +101,8 @@ def test_strict_raises_one_line_with_count_commonest_reason_and_drop_hint(tmp_pa
     assert "\n" not in text
     assert text.startswith("4 problems in the data; commonest: 3 rows with fewer than two messages, "
                            "first at train_sft.jsonl:21: conversation has 1 message(s)")
-    assert text.endswith("or pass policy='drop' to drop 4 rows and keep 20.")
+    assert text.endswith("policy='drop' in Python) to drop 4 rows and keep 20.")
+    assert "--policy drop" in text
 
 
 def test_drop_policy_writes_clean_files_with_fingerprint(tmp_path):

@@ -21,7 +21,7 @@ import orjson
 from ..errors import DataError
 from .readers import SUFFIXES, Item, iter_items
 from .report import ValidationReport
-from .validator import KNOWN_SPLITS, Validator, train_first
+from .validator import Validator, train_first
 
 DEFAULT_SOURCE = "HuggingFaceH4/ultrachat_200k"
 SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
@@ -133,7 +133,9 @@ def _open_source(source, splits, fraction, rows) -> dict[str, tuple[str, Iterabl
     """split -> (label for messages, rows to check) for the requested slice of each split."""
     path = Path(str(source)).expanduser()
     if path.is_file():
-        split = path.stem if path.stem in KNOWN_SPLITS else splits[0]
+        # one file is one split; it keeps an ultrachat split name, otherwise it becomes the first split
+        # asked for (train_sft), so the folder it lands in is one %%azml_finetune takes as is
+        split = path.stem if path.stem in SPLITS else splits[0]
         return {split: (str(path), _local_slice(path, fraction, rows))}
     if path.is_dir():
         local = _local_split_files(path)

@@ -126,8 +126,8 @@ class ValidationReport:
         kept = sum(f.kept for f in self.files.values())
         head = (f"{total} problem{'s' if total != 1 else ''} in the data; commonest: {count} "
                 f"{REASONS[code].title}, first at {first}.")
-        hint = (f"Fix: {first.fix}; or pass policy='drop' to drop {rows} row{'s' if rows != 1 else ''} "
-                f"and keep {kept}.")
+        hint = (f"Fix: {first.fix}; or use policy drop (--policy drop, data: {{policy: drop}} in a spec, "
+                f"policy='drop' in Python) to drop {rows} row{'s' if rows != 1 else ''} and keep {kept}.")
         raise DataError(head, hint=hint)
 
     # -- writing -------------------------------------------------------------------------------

@@ -59,11 +59,20 @@ def make_credential(kind: str = "auto"):
     credential = identity.DefaultAzureCredential()
     if kind == "default":
         return credential, "DefaultAzureCredential"
+    # the probe's failures are expected (the fallback follows): keep azure.identity's per-credential
+    # warnings out of the notebook
+    import logging
+
+    quiet = logging.getLogger("azure.identity")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         credential.get_token(management_scope())
         return credential, "DefaultAzureCredential"
     except Exception:  # the notebook's fallback: nothing in the default chain works here
         return identity.InteractiveBrowserCredential(), "interactive browser (the default chain found no login)"
+    finally:
+        quiet.setLevel(level)
 
 
 def workspace_client(credential, options: dict):

@@ -108,6 +108,8 @@ def sft_kwargs(values: dict, output_dir: str, has_eval: bool, seq_len: int, grou
         disable_tqdm=True,
         # The data is tokenized (with the assistant mask) by our preprocess step.
         assistant_only_loss=False,
+        # trainer.build_trainer implements the grouping itself (batching.py: random batches split
+        # into length-sorted micro-batches), so transformers' own LengthGroupedSampler is not used.
         train_sampling_strategy="group_by_length" if group_by_length else "random",
     )
     return kwargs

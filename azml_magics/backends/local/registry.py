@@ -161,11 +161,12 @@ def register(home: Path | str, job: str, name: str | None = None, version: str |
     folder = jobfiles.job_dir(home, job)
     status = jobfiles.read_json(folder / "status.json")
     if not status:
-        raise NotFound(f"no local job named '{job}'; list jobs with %azml_status.")
+        raise NotFound(f"no local job named '{job}'; list jobs with %azml_jobs.")
     if status.get("state") != "Completed" or not status.get("outputs", {}).get("model_uri"):
         raise AzmlError(
-            f"job '{job}' is {status.get('state')} and has no model to register; wait for it to complete "
-            f"(%azml_status {job})."
+            f"job '{job}' is {status.get('state')} and has no model to register"
+            + ("; wait for it to complete (%azml_jobs attach " + job + ")."
+               if status.get("state") not in ("Failed", "Canceled") else "; register a completed job (%azml_jobs).")
         )
     spec = jobfiles.read_json(folder / "job.json")
     base = spec.get("model", {}).get("name") or "model"
@@ -176,6 +177,12 @@ def register(home: Path | str, job: str, name: str | None = None, version: str |
     existing = _versions(mc, name)
     for mv in existing:
         if (mv.tags or {}).get("azml.job") == job:
+            had = (mv.tags or {}).get("azml.version", str(mv.version))
+            if version is not None and str(version) != had:
+                raise AzmlError(
+                    f"job '{job}' is already registered as {name}:{had}; a job is registered once per name "
+                    "(no duplicates): use that version, or pass another --name."
+                )
             return _ref(mv)
     if version is not None:
         version = str(version)

@@ -330,6 +330,9 @@ def run(folder: Path) -> int:
             model, tokenizer, train_rows, eval_rows, values, str(out / "checkpoints"), seq_len,
             callbacks=[metrics_callback(mc, run_id, status)],
         )
+        if getattr(trainer, "splits", 1) > 1:
+            log(f"each random batch is computed as {trainer.splits} length-sorted micro-batches "
+                "(less padding, the same gradient)")
         resume = str(values.get("resume_from_checkpoint", "false")) == "true" and any((out / "checkpoints").glob("checkpoint-*"))
         result = trainer.train(resume_from_checkpoint=True if resume else None)
         log(f"training done: {json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in result.metrics.items()})}")
