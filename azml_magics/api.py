@@ -409,6 +409,18 @@ class Session:
         response = self.invoke(endpoint, request)
         return str(response.get("output", ""))
 
+    def openai_client(self, endpoint: str | None = None):
+        """An ``openai.OpenAI`` client for a local endpoint's OpenAI route, holding its key (never printed)."""
+        name = self._endpoint_name(endpoint)
+        backend = self.require()
+        key_of = getattr(backend, "endpoint_key", None)
+        ep = backend.get_endpoint(name)
+        if key_of is None or not ep.openai_base_url:
+            raise SpecError(f"the {backend.name} backend's endpoints have no OpenAI route; use %azml_chat or invoke().")
+        import openai
+
+        return openai.OpenAI(base_url=ep.openai_base_url, api_key=key_of(name))
+
     def stream_chat(self, endpoint: str | None, messages: list[dict], params: ChatParams | None = None) -> Iterator[str]:
         return self.require().stream_chat(self._endpoint_name(endpoint), messages, params or ChatParams())
 

@@ -106,13 +106,13 @@ P_REGISTER = MagicParser(
     "azml_register",
     "Register a finished job's trained model (an MLflow model) in the workspace's model registry.",
     """
-  %azml_register                                   # the last job, name <model>-ultrachat-200k, version = timestamp
+  %azml_register                                   # the last completed job, as <model>-ultrachat-200k
   %azml_register JOB_NAME --name my-chat-model --version 3
 """,
 )
-P_REGISTER.add_argument("job", nargs="?", help="job name (default: the last one)")
+P_REGISTER.add_argument("job", nargs="?", help="job name (default: the newest completed job)")
 P_REGISTER.add_argument("--name", help="model name (default: <base model>-ultrachat-200k)")
-P_REGISTER.add_argument("--version", help="model version (default: a timestamp)")
+P_REGISTER.add_argument("--version", help="model version (default: a timestamp on Azure, as in the original; the registry's next number locally)")
 
 P_DEPLOY = MagicParser(
     "azml_deploy",

@@ -300,6 +300,12 @@ class AzmlMagics(Magics):
         args = _parse("azml_chat", line)
         from .backends.base import ChatParams
 
+        if args.temperature < 0:
+            raise AzmlError(f"--temperature must be 0 or more (got {args.temperature}).")
+        if not 0 < args.top_p <= 1:
+            raise AzmlError(f"--top-p must be in (0, 1] (got {args.top_p}).")
+        if args.max_new_tokens < 1:
+            raise AzmlError(f"--max-new-tokens must be at least 1 (got {args.max_new_tokens}).")
         params = ChatParams(temperature=args.temperature, top_p=args.top_p, do_sample=not args.greedy,
                             max_new_tokens=args.max_new_tokens)
         s = self.session

@@ -102,6 +102,11 @@ parameters: {{max_steps: 6, logging_steps: 2}}
 
     reply = ip.run_cell('%azml_chat qa-flow "What is the capital of France?" --greedy --max-new-tokens 20').result
     assert isinstance(reply, str)
+    # any OpenAI client works against it; the session hands one out with the key inside
+    client = ip.azml.session.openai_client("qa-flow")
+    completion = client.chat.completions.create(model="qa-flow", max_tokens=20, temperature=0,
+                                                messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert completion.choices[0].message.content == reply
     _usage_error(ip, '%azml_chat "hello there"', "no endpoint named 'hello there'")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -233,6 +233,12 @@ class LocalBackend:
         return EndpointClient(endpoint.scoring_uri, endpoints.read_key(self._home(), name),
                               openai_base_url=endpoint.openai_base_url)
 
+    def endpoint_key(self, name: str) -> str:
+        """The endpoint's key, for clients the user builds; callers must never print it."""
+        from . import endpoints
+
+        return endpoints.read_key(self._home(), name)
+
     def invoke(self, endpoint: str, request: dict) -> dict:
         return self._client(endpoint).score(request)
 
