@@ -43,16 +43,16 @@ def test_split_step_edges():
     assert batching.split_step([2, 0, 1], [1, 2, 3], 1) == [[2, 1, 0]]  # longest first
 
 
-@pytest.mark.parametrize("n,rows_per_step,parts", [(48, 8, 3), (50, 8, 3), (49, 8, 2), (10, 4, 4), (5, 8, 3), (7, 16, 6)])
-def test_each_step_holds_the_samplers_rows_and_len_is_exact(n, rows_per_step, parts):
+@pytest.mark.parametrize("n,batch_size,parts", [(48, 8, 3), (50, 8, 3), (49, 8, 2), (10, 4, 4), (5, 8, 3), (7, 16, 6)])
+def test_each_batch_holds_the_samplers_rows_and_len_is_exact(n, batch_size, parts):
     rng = random.Random(n)
     lengths = [rng.randint(1, 500) for _ in range(n)]
     order = rng.sample(range(n), n)
-    sampler = batching.StepSplitBatches(order, lengths, rows_per_step, parts)
+    sampler = batching.StepSplitBatches(order, lengths, batch_size, parts)
     batches = list(sampler)
     assert len(sampler) == len(batches)
-    # Consecutive groups of `parts` micro-batches are exactly the sampler's consecutive steps.
-    steps = [order[i : i + rows_per_step] for i in range(0, n, rows_per_step)]
+    # Consecutive groups of `parts` micro-batches are exactly the sampler's consecutive batches.
+    steps = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     at = 0
     for step in steps:
         k = min(parts, len(step))

@@ -3,14 +3,14 @@
 A random batch of chat rows is padded to its longest row; with long-tailed lengths most of a CPU's
 work is padding. Length-grouped batches (transformers' ``group_by_length``) cut that, but they
 change what each optimizer step learns from (a step of eight short rows, then one of eight long
-ones) and the final loss with it: measured about 4% worse after one epoch, whatever the batch order
-or token weighting (see benchmarks/RESULTS.md).
+ones) and the final loss with it: measured 4-14% worse after one epoch, whatever batch order or
+token weighting we tried (see benchmarks/RESULTS.md).
 
-So we keep TRL's random rows for every optimizer step and only change how a step is computed: its
-rows are sorted by length and cut into ``splits`` micro-batches with the least padding, and their
-gradients are accumulated. The Trainer divides every micro-batch's summed token loss by the step's
-total target-token count (``num_items_in_batch``), so the step's gradient is the random batch's
-gradient, up to float rounding. The user's ``gradient_accumulation_steps`` multiplies as usual.
+So we keep TRL's random batches and only change how each is computed: its rows are sorted by
+length and cut into ``splits`` micro-batches with the least padding, and their gradients are
+accumulated (the Trainer's gradient accumulation, ``splits`` times the user's). The Trainer divides
+every micro-batch's summed token loss by the whole optimizer step's target-token count
+(``num_items_in_batch``), so each step's gradient is plain TRL's, up to float rounding.
 
 Nothing heavy is imported at module level; ``split_trainer_class`` builds the trainer on first use.
 """
@@ -58,23 +58,26 @@ def padded_tokens(batches: Iterable[list[int]], lengths: list[int]) -> int:
 
 
 class StepSplitBatches:
-    """A batch sampler: rows in ``sampler`` order, ``rows_per_step`` to an optimizer step, each step split.
+    """A batch sampler: rows in ``sampler`` order, cut into batches of ``batch_size``, each split in ``parts``.
+
+    Full batches always give ``parts`` micro-batches (``parts`` <= ``batch_size``), so every run of
+    accumulated micro-batches that makes an optimizer step holds the rows plain TRL's step holds.
 
     The attribute is named ``sampler`` as in torch's BatchSampler, so accelerate finds the
     RandomSampler and seeds it per epoch exactly as it does for plain TRL: the same rows per step.
     """
 
-    def __init__(self, sampler: Iterable[int], lengths: list[int], rows_per_step: int, parts: int):
+    def __init__(self, sampler: Iterable[int], lengths: list[int], batch_size: int, parts: int):
         self.sampler, self.lengths = sampler, lengths
-        self.rows_per_step, self.parts = rows_per_step, parts
+        self.batch_size, self.parts = batch_size, parts
 
     def __iter__(self) -> Iterator[list[int]]:
         order = list(self.sampler)  # a fresh permutation each epoch
-        for start in range(0, len(order), self.rows_per_step):
-            yield from split_step(order[start : start + self.rows_per_step], self.lengths, self.parts)
+        for start in range(0, len(order), self.batch_size):
+            yield from split_step(order[start : start + self.batch_size], self.lengths, self.parts)
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.lengths), self.rows_per_step)
+        full, rest = divmod(len(self.lengths), self.batch_size)
         return full * self.parts + min(rest, self.parts)
 
 
@@ -117,9 +120,8 @@ def split_trainer_class():
 
         def get_train_dataloader(self):
             dataset = self._remove_unused_columns(self.train_dataset, description="training")
-            rows_per_step = self.args.per_device_train_batch_size * (self.args.gradient_accumulation_steps // self.splits)
-            parts = self.args.gradient_accumulation_steps
-            batches = StepSplitBatches(RandomSampler(dataset), self.token_lengths, rows_per_step, parts)
+            size = self.args.per_device_train_batch_size
+            batches = StepSplitBatches(RandomSampler(dataset), self.token_lengths, size, min(self.splits, size))
             loader = DataLoader(
                 dataset, batch_sampler=batches, collate_fn=self.data_collator,
                 num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory,
