@@ -116,6 +116,7 @@ def test_bad_deploy_spec(ip, azml_home, body, expected):
         ("%azml_data prepare --fraction", "argument --fraction: expected one argument"),
         ("%azml_connect --credential password", "argument --credential: invalid choice"),
         ("%azml_connect --backend nosuch", "no backend named 'nosuch'"),
+        ("%azml_connect --backend azur", "no backend named 'azur'; did you mean 'azure'?"),
         ("%azml_delete", "name an endpoint, --compute NAME, or --all"),
         ('%azml_chat "unclosed', "cannot read the arguments"),
     ],

@@ -33,9 +33,13 @@ def load(name: str):
     """Return a new instance of backend ``name``, or a one-line error that says what to install."""
     eps = available()
     if name not in eps:
+        import difflib
+
         known = ", ".join(sorted(eps)) or "none"
+        close = difflib.get_close_matches(name, list(eps), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         raise BackendUnavailable(
-            f"no backend named '{name}'; installed backends: {known}. "
+            f"no backend named '{name}'; {hint}installed backends: {known}. "
             "Reinstall azml_magics if 'local' or 'azure' is missing."
         )
     cls = eps[name].load()
