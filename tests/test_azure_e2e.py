@@ -65,9 +65,6 @@ def azure(emulator, tmp_path, monkeypatch):
     return session
 
 
-# What the emulator did not serve yet when these tests were written (see the report / its README):
-# a test that reaches one of these gaps is marked xfail with the service's message, and passes as
-# soon as the emulator serves it. Any other failure still fails.
 def log_since(emulator, mark: int) -> list[dict]:
     return emulator.requests()[mark:]
 
