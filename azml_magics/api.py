@@ -27,7 +27,7 @@ from .backends.base import (
     ModelRef,
     Workspace,
 )
-from .errors import AzmlError, NotConnected, NotFound, SpecError
+from .errors import AzmlError, NotConnected, NotFound, RemoteError, SpecError
 from .spec import DeploySpec, EffectiveParameters, FinetuneSpec, merge_parameters, parse_deploy, parse_finetune
 from .state import WorkspaceState
 
@@ -404,10 +404,13 @@ class Session:
 
     def chat(self, endpoint: str | None, messages: list[dict] | str, params: ChatParams | None = None) -> str:
         messages = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
-        params = params or ChatParams()
-        request = {"input_data": {"input_string": messages, "parameters": vars(params)}, "params": {}}
-        response = self.invoke(endpoint, request)
-        return str(response.get("output", ""))
+        from . import scoring
+
+        response = self.invoke(endpoint, scoring.build_score_request(messages, params or ChatParams()))
+        try:
+            return scoring.score_output(response)
+        except ValueError as exc:
+            raise RemoteError(f"the endpoint answered in an unknown shape: {exc}") from None
 
     def openai_client(self, endpoint: str | None = None):
         """An ``openai.OpenAI`` client for a local endpoint's OpenAI route, holding its key (never printed)."""

@@ -7,7 +7,7 @@ import pytest
 from azml_magics.errors import SpecError
 from azml_magics.pipeline_inputs import MAIN_PARAMETERS, user_settable
 from azml_magics.spec import check_parameters, finetune_from_dict, parse_finetune
-from azml_magics.ui.forms import ConnectForm, DeployForm, FinetuneForm, connect_form, deploy_form, finetune_form
+from azml_magics.ui.forms import ConnectForm, DeployForm, FinetuneForm, _parse_number, connect_form, deploy_form, finetune_form
 from azml_magics.ui.jobview import JobView
 
 SAMPLE_TRAIN = "azml_magics/sample_data/train_sft.jsonl"
@@ -43,21 +43,12 @@ def test_parameter_errors_appear_next_to_the_field_with_the_specs_words(scripted
     form = FinetuneForm(session, "")
     _set(form, f"parameters.{name}", text)
     with pytest.raises(SpecError) as expected:
-        check_parameters({name: _num(text)})
+        check_parameters({name: _parse_number(text)})  # the value the form read
     assert form.errors == {f"parameters.{name}": expected.value.message}
     assert expected.value.message in form.fields[f"parameters.{name}"].error.value.replace("&#x27;", "'")
     assert form.submit_button.disabled and form.spec is None
     _set(form, f"parameters.{name}", "0.5" if name == "lora_dropout" else "1")
     assert form.errors == {} and not form.submit_button.disabled
-
-
-def _num(text):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 @pytest.mark.parametrize("path,value,needle", [
