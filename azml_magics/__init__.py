@@ -17,8 +17,21 @@ def load_ipython_extension(ipython):
     # one AzmlMagics in %config, also after %reload_ext
     ipython.configurables[:] = [c for c in ipython.configurables if type(c).__name__ != "AzmlMagics"]
     ipython.configurables.append(magics)
+    from . import waits
+
+    # waits draw in this shell: the widget bar in a notebook, a line in a terminal (ui loads on the first wait)
+    waits.set_reporter(lambda: _wait_reporter(ipython))
     return magics
 
 
+def _wait_reporter(ipython):
+    from .ui.waitbar import for_shell
+
+    return for_shell(ipython)
+
+
 def unload_ipython_extension(ipython):
+    from . import waits
+
+    waits.set_reporter(None)
     ipython.configurables[:] = [c for c in ipython.configurables if type(c).__name__ != "AzmlMagics"]

@@ -8,67 +8,23 @@ for user mistakes.
 
 from __future__ import annotations
 
-import os
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from . import backends as backend_registry
-from .backends.base import (
-    TERMINAL_STATES,
-    ChatParams,
-    ComputeInfo,
-    DataFiles,
-    Endpoint,
-    JobRef,
-    JobStatus,
-    ModelInfo,
-    ModelRef,
-    Workspace,
-)
-from .errors import AzmlError, NotConnected, NotFound, RemoteError, SpecError
-from .spec import DeploySpec, EffectiveParameters, FinetuneSpec, merge_parameters, parse_deploy, parse_finetune
+from . import defaults, model_refs
+from .backends.base import DATA_UPLOAD, ENDPOINT_KEY, ENDPOINT_LIMITS, ESTIMATE, FINETUNING_JOBS, OWNED_RESOURCES, TERMINAL_STATES, TOKENIZER
+from .backends.base import DataFiles, Endpoint, JobRef, JobStatus, ModelInfo, ModelRef, Workspace
+from .errors import AzmlError, NotFound, RemoteError, SpecError
+from .plan import FinetunePlan, check_plan_data, make_plan, refuse_unusable_model
+from .scoring import GenerationParams
+from .spec import DeploySpec, FinetuneSpec, as_deploy_spec, as_finetune_spec
+from .spec_modes import choose_mode
+from .spec_values import split_model_ref
 from .state import WorkspaceState
-
-DEFAULT_HOME = "~/.azml_magics"
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("AZML_MAGICS_HOME", DEFAULT_HOME)).expanduser()
-
-
-@dataclass
-class FinetunePlan:
-    """Everything that will be submitted, checked, before anything is created."""
-
-    spec: FinetuneSpec
-    model: ModelInfo
-    compute: ComputeInfo | None
-    effective: EffectiveParameters
-    data: DataFiles | None = None
-    data_report: object = None  # azml_magics.data.ValidationReport, when data was checked
-    notes: list[str] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def display_name(self) -> str:
-        from .spec import pipeline_display_name
-
-        if self.spec.name:
-            return self.spec.name
-        gpus = self.compute.gpus_per_node if self.compute else 1
-        return pipeline_display_name(self.spec.model, self.effective.values, gpus)
-
-
-@dataclass
-class StatusReport:
-    workspace: Workspace | None
-    jobs: list[dict]
-    models: list[dict]
-    endpoints: list[dict]
-    computes: list[dict]
-    data: list[dict]
 
 
 @dataclass
@@ -84,7 +40,7 @@ class Session:
 
     def __init__(self, *, home: str | Path | None = None, default_backend: str = "local",
                  poll_interval: float = 5.0, registry: str = "azureml"):
-        self.home = (Path(home).expanduser() if home else default_home()).resolve()
+        self.home = Path(home or defaults.default_home()).expanduser().resolve()
         self.default_backend = default_backend
         self.poll_interval = poll_interval
         self.registry = registry
@@ -94,6 +50,8 @@ class Session:
 
     # ------------------------------------------------------------------ connect
     def connect(self, backend: str | None = None, **options) -> Workspace:
+        """Connect to backend ``backend`` (default: ``default_backend``) with its options (Azure: the
+        workspace and credential; local: ``home``); returns the workspace and opens its state record."""
         name = backend or self.default_backend
         instance = backend_registry.load(name)
         options = {k: v for k, v in options.items() if v is not None}
@@ -103,11 +61,13 @@ class Session:
         options.setdefault("registry", self.registry)
         workspace = instance.connect(options)
         self.backend, self.workspace = instance, workspace
-        self.state = WorkspaceState(self.home, workspace.key)
+        recover = instance.owned_resources if OWNED_RESOURCES in instance.capabilities else None
+        self.state = WorkspaceState(self.home, workspace.key, recover=recover)
         return workspace
 
     @property
     def connected(self) -> bool:
+        """Whether a backend is connected (the API connects to the default one on first use)."""
         return self.backend is not None
 
     def require(self):
@@ -122,46 +82,68 @@ class Session:
 
     # ------------------------------------------------------------------ models
     def model(self, name: str) -> ModelInfo:
+        """The model card of ``name`` ('name', 'name:3' or 'name@label'): allow lists, defaults, state."""
         name, version, label = split_model_ref(name)
         return self.require().get_model(name, version=version, label=label)
 
     def models(self, task: str = "chat-completion") -> list[ModelInfo]:
+        """The backend's models that support ``task``."""
         return self.require().list_models(task)
 
     # ------------------------------------------------------------------ data
     def prepare_data(self, source: str | None = None, *, model: str | None = None, **kwargs):
+        """Download (hub) or read (files) the data, check every row with ``model``'s tokenizer and write
+        the splits; keyword arguments go to :func:`azml_magics.data.prepare`. Returns its result."""
         from . import data
 
-        if model and "tokenizer" not in kwargs:
-            info = self.model(model)
-            kwargs["tokenizer"] = self._tokenizer(info)
-            kwargs.setdefault("supports_system_role", info.supports_system_role)
-        return data.prepare(source or data.DEFAULT_SOURCE, **kwargs)
+        prepared = data.prepare(source or defaults.DATASET_SOURCE, **self._model_checks(model, kwargs))
+        data.record_prepared(self.home, prepared)
+        return prepared
+
+    def last_prepared(self) -> tuple[Path, dict[str, int]] | None:
+        """The folder the last ``prepare_data`` wrote (and its rows per split), else the default data
+        folder in the working directory when it holds a train split; None when there is neither."""
+        from . import data
+
+        return data.last_prepared(self.home)
 
     def validate_data(self, files, *, model: str | None = None, **kwargs):
+        """Check every row of ``files`` (a path, or split -> path) against ``model``; returns the
+        :class:`~azml_magics.data.ValidationReport` (problems with file and line, counts)."""
         from . import data
 
+        return data.validate(files, **self._model_checks(model, kwargs))
+
+    def summarize_data(self, files, *, model: str | None = None, **kwargs):
+        """Rows, turns, token lengths (with ``model``'s tokenizer) and rendered examples of ``files``."""
+        from . import data
+
+        if isinstance(files, (str, Path)):
+            from .files import require_data_path
+
+            require_data_path(Path(files).expanduser())
+        kwargs = self._model_checks(model, kwargs)
+        kwargs.pop("supports_system_role", None)
+        if model and kwargs.get("max_seq_length") is None:  # the limit training will use for this model
+            limit = self.model(model).model_defaults.get("max_seq_length")
+            kwargs["max_seq_length"] = limit if isinstance(limit, int) and limit > 0 else None
+        return data.summarize(files, **kwargs)
+
+    def _model_checks(self, model: str | None, kwargs: dict) -> dict:
+        """The data-check options that come from the model: its tokenizer and whether it has a system role."""
         if model and "tokenizer" not in kwargs:
             info = self.model(model)
             kwargs["tokenizer"] = self._tokenizer(info)
             kwargs.setdefault("supports_system_role", info.supports_system_role)
-        return data.validate(files, **kwargs)
-
-    def summarize_data(self, files, *, model: str | None = None, **kwargs):
-        from . import data
-
-        if isinstance(files, (str, Path)) and not Path(files).expanduser().exists():
-            raise NotFound(f"no such file or folder: {Path(files).expanduser().resolve()}")
-        if model and "tokenizer" not in kwargs:
-            kwargs["tokenizer"] = self._tokenizer(self.model(model))
-        return data.summarize(files, **kwargs)
+        return kwargs
 
     def _tokenizer(self, info: ModelInfo):
-        loader = getattr(self.backend, "tokenizer_for", None)
-        if loader is None:
+        """The model's tokenizer for data checks, or None where the backend has none to offer."""
+        backend = self.require()
+        if TOKENIZER not in backend.capabilities:
             return None
         try:
-            return loader(info)
+            return backend.tokenizer_for(info)
         except AzmlError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken model folder is the user's to fix
@@ -171,69 +153,38 @@ class Session:
     # ------------------------------------------------------------------ fine-tune
     def plan_finetune(self, spec: FinetuneSpec | str | dict, *, check_data: bool = True,
                       dry_run: bool = False) -> FinetunePlan:
-        """Check the spec against the model, the compute allow list, the component and the data."""
-        spec = _as_finetune_spec(spec)
+        """Check a spec (YAML text, dict or FinetuneSpec) against the model card, the compute allow list,
+        the component's inputs and every data row; return the plan. Nothing is created or uploaded, and a
+        dry run writes nothing of the user's (hub data is prepared in a scratch folder)."""
+        spec = as_finetune_spec(spec)
         backend = self.require()
         model = self.model(spec.model)
-        if model.archived or model.deprecated:
-            why = "archived" if model.archived else f"deprecated ({model.deprecated})"
-            raise SpecError(
-                f"model {model.name} version {model.version} is {why} in the registry and cannot be fine-tuned; "
-                "pick another with %azml_models (models that support chat-completion fine-tuning)."
-            )
-        compute = backend.check_compute(spec.compute, model)
-        inputs = backend.component_inputs(spec.pipeline_version)
-        derived = {}
-        if compute is not None and compute.gpus_per_node:
-            derived["number_of_gpu_to_use_finetuning"] = compute.gpus_per_node
-        effective = merge_parameters(spec.parameters, model.model_defaults, inputs, derived)
-        effective.ignored = dict(backend.ignored_parameters())
-        plan = FinetunePlan(spec, model, compute, effective)
-        if effective.dropped_model_defaults:
-            plan.notes.append(
-                "model defaults that are not inputs of the component were dropped: "
-                + ", ".join(f"{k}={v}" for k, v in effective.dropped_model_defaults.items())
-            )
+        refuse_unusable_model(model)
+        mode = choose_mode(spec, model, jobs_supported=FINETUNING_JOBS in backend.capabilities)
+        if mode[0] == "pipeline":
+            compute = backend.check_compute(spec.compute, model)
+            plan = make_plan(spec, model, compute, backend.component_inputs(spec.pipeline_version),
+                             backend.ignored_parameters(), mode)
+        else:  # a FineTuning job: managed compute (VM size checked) or serverless (none)
+            plan = make_plan(spec, model, backend.check_finetuning(spec, model, mode[0]), None, {}, mode)
         if check_data:
-            if dry_run:  # prepare hub data in a scratch folder: a dry run writes nothing of the user's
+            tokenizer = self._tokenizer(model)
+            if dry_run:
                 import tempfile
 
                 with tempfile.TemporaryDirectory(prefix="azml-dry-run-") as scratch:
-                    plan.data_report = self._check_spec_data(spec, model, effective, out=scratch)
+                    plan.data_report = check_plan_data(plan, tokenizer, out=scratch)
+                    plan.estimate = self._estimate(backend, plan)
                 plan.dry_run = True
             else:
-                plan.data_report = self._check_spec_data(spec, model, effective)
+                plan.data_report = check_plan_data(plan, tokenizer)
+                plan.estimate = self._estimate(backend, plan)
         return plan
 
-    def _check_spec_data(self, spec: FinetuneSpec, model: ModelInfo, effective: EffectiveParameters,
-                         out: str | None = None):
-        """Validate every row (strict: raise; drop: count) without writing anything of ours."""
-        from . import data
-
-        d = spec.data
-        if d.is_local_files:
-            files = {d.train_split: d.train}
-            if d.test:
-                files[d.test_split] = d.test
-            if d.validation:
-                files["validation"] = d.validation
-        else:
-            splits = (d.train_split, d.test_split) if out else data.SPLITS
-            prepared = data.prepare(d.source, fraction=d.fraction, rows=d.rows, out=out or d.folder,
-                                    splits=splits, train_split=d.train_split, test_split=d.test_split)
-            files = {k: str(v) for k, v in prepared.files.items() if k in (d.train_split, d.test_split)}
-        max_len = effective.values.get("max_seq_length", -1)
-        report = data.validate(
-            files,
-            tokenizer=self._tokenizer(model),
-            max_seq_length=None if max_len in (-1, None) else int(max_len),
-            supports_system_role=model.supports_system_role,
-            policy=d.policy,
-            train_split=d.train_split,
-            test_split=d.test_split,
-        )
-        report.raise_for_problems()
-        return report
+    @staticmethod
+    def _estimate(backend, plan: FinetunePlan):
+        """The backend's estimate of tokens, steps, memory and time (None where it has none)."""
+        return backend.estimate(plan) if ESTIMATE in backend.capabilities else None
 
     def _write_spec_data(self, plan: FinetunePlan) -> DataFiles:
         # one folder per submission: a running job keeps reading its own files while the next is prepared
@@ -242,28 +193,39 @@ class Session:
         return plan.data_report.write_clean(clean_dir, fold_system=not plan.model.supports_system_role)
 
     def finetune(self, spec: FinetuneSpec | str | dict, *, plan: FinetunePlan | None = None) -> JobRef:
-        """Check everything, then create the compute (if needed) and submit. Returns at once."""
+        """Plan ``spec`` (or take ``plan``), write this submission's clean data, create the compute if
+        needed, submit, and record all three in the state; returns the job at once (watch it with
+        :meth:`watch`)."""
         if plan is not None and plan.dry_run:
             raise SpecError("that plan came from a dry run (its data was not kept); plan again without dry_run.")
         plan = plan or self.plan_finetune(spec)
+        plan.refuse_if_it_does_not_fit()
         backend = self.require()
         if plan.data is None and plan.data_report is not None:
             plan.data = self._write_spec_data(plan)
-        compute = backend.ensure_compute(plan.spec.compute, plan.model)
+        if DATA_UPLOAD in backend.capabilities:
+            backend.upload_data(plan)  # before the cluster: a storage refusal leaves nothing created
+        compute = backend.ensure_compute(plan.spec.compute, plan.model) if plan.mode == "pipeline" else plan.compute
         if compute is not None and compute.created:
             self.state.add("computes", compute.name, size=compute.size)
         if plan.data is not None:
             self.state.add("data", plan.data.fingerprint[:16] or "data", train=plan.data.train,
                            test=plan.data.test, fingerprint=plan.data.fingerprint)
-        job = backend.submit(plan.spec, plan.effective, plan.data, plan.model, compute)
+        plan.compute = compute
+        job = backend.submit(plan)
         self.state.add(
             "jobs", job.name, display_name=job.display_name or plan.display_name, experiment=job.experiment,
             model=plan.model.id, url=job.url, state="Submitted",
+            parameters={k: v for k, v in plan.effective.values.items() if k in defaults.KEY_PARAMETERS},
         )
+        for kind, items in job.created.items():  # e.g. a marketplace subscription, removed by delete(all=True)
+            for name, info in items.items():
+                self.state.add(kind, name, **info)
         return job
 
     # ------------------------------------------------------------------ jobs
     def jobs(self) -> list[JobStatus]:
+        """The backend's fine-tune jobs with their state (the state record is brought up to date)."""
         found = self.require().list_jobs()
         for job in found:  # keep %azml_status current
             if self.state.get("jobs", job.name) is not None:
@@ -271,9 +233,11 @@ class Session:
         return found
 
     def job(self, name: str | None = None) -> JobStatus:
-        return self.require().status(self._job_name(name))
+        """The status of job ``name`` (default: the latest submitted here): state, steps, progress."""
+        return self.require().status(self.job_name(name))
 
-    def _job_name(self, name: str | None) -> str:
+    def job_name(self, name: str | None = None) -> str:
+        """``name``, or the job submitted last in this workspace (NotFound when there is none)."""
         if name:
             return name
         latest = self._state().latest("jobs")
@@ -281,41 +245,39 @@ class Session:
             raise NotFound("no job yet in this workspace; submit one with %%azml_finetune.")
         return latest.name
 
-    def _last_completed_job(self) -> str:
-        """The newest job of this workspace that completed (a canceled or failed one has no model)."""
-        records = sorted(self._state().list("jobs"), key=lambda r: r.created, reverse=True)
-        for record in records:
-            try:
-                if self.require().status(record.name).state == "Completed":
-                    return record.name
-            except AzmlError:
-                continue
-        if not records:
-            raise NotFound("no job yet in this workspace; submit one with %%azml_finetune.")
-        raise NotFound("no completed job in this workspace yet; wait for one (%azml_jobs) or name the job.")
-
     def logs(self, name: str | None = None, cursor=None):
-        return self.require().logs(self._job_name(name), cursor)
+        """New log lines of a job since ``cursor`` (None: from the start); pass the returned cursor back."""
+        return self.require().logs(self.job_name(name), cursor)
 
     def metrics(self, name: str | None = None):
-        return self.require().metrics(self._job_name(name))
+        """A job's metrics: name -> list of MetricPoint (step, value, time)."""
+        return self.require().metrics(self.job_name(name))
 
     def cancel(self, name: str | None = None) -> JobStatus:
-        name = self._job_name(name)
+        """Cancel a job (default: the latest); returns its status and records it."""
+        name = self.job_name(name)
         status = self.require().cancel(name)
         self._state().update("jobs", name, state=status.state)
         return status
 
     def watch(self, name: str | None = None, on_update: Callable[[JobStatus], None] | None = None,
-              interval: float | None = None, timeout: float | None = None) -> JobStatus | Detached:
-        """Poll until the job ends, calling ``on_update`` each time; Ctrl-C detaches (the job goes on)."""
-        name = self._job_name(name)
+              interval: float | None = None, timeout: float | None = None,
+              stop: threading.Event | None = None) -> JobStatus | Detached:
+        """Poll job ``name`` (default: the latest) until it ends, calling ``on_update(status)`` each round.
+
+        This is the one poll loop: the job view, the blocking magics and scripts all watch through it,
+        and the job's final state is recorded here. Returns the last status (terminal, or the latest one
+        when ``timeout`` seconds passed or ``stop`` was set); Ctrl-C returns :class:`Detached` and the
+        job goes on.
+        """
+        name = self.job_name(name)
         interval = self.poll_interval if interval is None else interval
+        backend = self.require()
         start = time.monotonic()
         status = None
         try:
             while True:
-                status = self.require().status(name)
+                status = backend.status(name)
                 if on_update:
                     on_update(status)
                 if status.state in TERMINAL_STATES:
@@ -323,41 +285,48 @@ class Session:
                     return status
                 if timeout is not None and time.monotonic() - start > timeout:
                     return status
-                time.sleep(interval)
+                if stop is None:
+                    time.sleep(interval)
+                elif stop.wait(interval):
+                    return status
         except KeyboardInterrupt:
             return Detached(name, status)
 
     # ------------------------------------------------------------------ models
     def register(self, job: str | None = None, name: str | None = None, version: str | None = None) -> ModelRef:
-        job = job or self._last_completed_job()
+        """Register the model a completed job made (default: the newest completed one); returns its ref."""
+        model_refs.check_version(version)
+        job = job or model_refs.last_completed_job(self.require(), self._state())
         ref = self.require().register(job, name=name, version=version)
         self.state.add("models", f"{ref.name}:{ref.version}", id=ref.id, job=job)
         return ref
 
-    def _resolve_registered(self, model: str) -> ModelRef:
-        """A model for deployment: 'name:version', 'name@latest', or the last one registered here."""
-        if model in (None, "", "last"):
-            latest = self._state().latest("models")
-            if latest is None:
-                raise NotFound("no model registered in this workspace yet; run %azml_register first.")
-            model = latest.name
-        resolver = getattr(self.require(), "get_registered_model", None)
-        name, version, label = split_model_ref(model)
-        if resolver is None:
-            return ModelRef(name=name, version=version or "latest", id=model)
-        return resolver(name, version=version, label=label)
+    def registered_model(self, model: str | None = "last") -> ModelRef:
+        """A registered model: 'name:version', 'name@latest', 'last' (registered here last), or 'base' /
+        'base:REF' (the base model that one was fine-tuned from); see :mod:`azml_magics.model_refs`."""
+        return model_refs.registered(self.require(), self.state, model)
+
+    def base_model(self, model: str = "last") -> ModelRef:
+        """The base model registered model ``model`` was fine-tuned from: a folder (local) or the registry
+        model deployed as it is (Azure); see :mod:`azml_magics.model_refs`."""
+        return model_refs.base(self.require(), self.state, model)
+
+    def evaluate(self, candidates: list[str] | None = None, **options):
+        """Compare ``candidates`` (default: the base model, then the last registered model) on held-out
+        rows; returns an :class:`~azml_magics.evaluation.EvaluationResult`. The options (data, n, seed,
+        params, judge, ...) are :func:`azml_magics.evaluation.evaluate`'s."""
+        from .evaluation import evaluate
+
+        return evaluate(self, candidates, **options)
 
     # ------------------------------------------------------------------ endpoints
     def deploy(self, spec: DeploySpec | str | dict) -> Endpoint:
-        if isinstance(spec, str):
-            spec = parse_deploy(spec)
-        elif isinstance(spec, dict):
-            from .spec import deploy_from_dict
-
-            spec = deploy_from_dict(spec)
+        """Deploy a registered model as spec'd (YAML text, dict or DeploySpec); blocks until it answers.
+        A half-made endpoint is recorded so that %azml_delete --all still removes it."""
+        spec = as_deploy_spec(spec)
         if spec.endpoint is None:
-            spec.endpoint = f"ultrachat-completion-{int(time.time())}"
-        model = self._resolve_registered(spec.model)
+            spec.endpoint = defaults.default_endpoint_name()
+        model = self.registered_model(spec.model)
         backend = self.require()
         known_before = self.state.get("endpoints", spec.endpoint) is not None
         try:
@@ -367,7 +336,7 @@ class Session:
         except BaseException:
             # a half-made endpoint bills too: remember it so %azml_delete --all removes it; but a
             # refusal that created nothing (or an endpoint we already knew) leaves the record alone
-            if not known_before and self._endpoint_exists(spec.endpoint):
+            if not known_before and self.endpoint_exists(spec.endpoint):
                 self.state.add("endpoints", spec.endpoint, deployment=spec.deployment,
                                model=f"{model.name}:{model.version}", state="failed to deploy")
             raise
@@ -377,7 +346,8 @@ class Session:
         )
         return endpoint
 
-    def _endpoint_exists(self, name: str) -> bool:
+    def endpoint_exists(self, name: str) -> bool:
+        """Whether the backend still has endpoint ``name`` (an unknown answer counts as yes, so it is cleaned up)."""
         try:
             self.require().get_endpoint(name)
             return True
@@ -387,9 +357,11 @@ class Session:
             return True
 
     def endpoints(self) -> list[Endpoint]:
+        """The backend's endpoints."""
         return self.require().list_endpoints()
 
-    def _endpoint_name(self, name: str | None) -> str:
+    def endpoint_name(self, name: str | None = None) -> str:
+        """``name``, or the endpoint deployed last in this workspace (NotFound when there is none)."""
         if name:
             return name
         latest = self._state().latest("endpoints")
@@ -398,133 +370,76 @@ class Session:
         return latest.name
 
     def invoke(self, endpoint: str | None, request: dict | str | Path) -> dict:
+        """Send a scoring request (a dict, or the path of a JSON file like the notebook's
+        ``sample_score.json``) to an endpoint (default: the latest); returns the response body."""
         if isinstance(request, (str, Path)):
-            request = _read_request_file(Path(request))
-        return self.require().invoke(self._endpoint_name(endpoint), request)
+            from .files import read_request_file
 
-    def chat(self, endpoint: str | None, messages: list[dict] | str, params: ChatParams | None = None) -> str:
+            request = read_request_file(Path(request))
+        from .scoring import check_sendable
+
+        check_sendable(request)
+        return self.require().invoke(self.endpoint_name(endpoint), request)
+
+    def chat(self, endpoint: str | None, messages: list[dict] | str, params: GenerationParams | None = None) -> str:
+        """One reply from an endpoint to ``messages`` (or one user message), through its /score route."""
         messages = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
         from . import scoring
 
-        response = self.invoke(endpoint, scoring.build_score_request(messages, params or ChatParams()))
+        response = self.invoke(endpoint, scoring.build_score_request(messages, params or GenerationParams()))
         try:
             return scoring.score_output(response)
         except ValueError as exc:
             raise RemoteError(f"the endpoint answered in an unknown shape: {exc}") from None
 
+    def endpoint_limits(self, endpoint: str | None = None) -> dict:
+        """What the endpoint accepts (``{"max_new_tokens": N}``), where its backend can say; else ``{}``."""
+        backend = self.require()
+        return backend.endpoint_limits(self.endpoint_name(endpoint)) if ENDPOINT_LIMITS in backend.capabilities else {}
+
     def openai_client(self, endpoint: str | None = None):
         """An ``openai.OpenAI`` client for a local endpoint's OpenAI route, holding its key (never printed)."""
-        name = self._endpoint_name(endpoint)
+        name = self.endpoint_name(endpoint)
         backend = self.require()
-        key_of = getattr(backend, "endpoint_key", None)
         ep = backend.get_endpoint(name)
-        if key_of is None or not ep.openai_base_url:
+        if ENDPOINT_KEY not in backend.capabilities or not ep.openai_base_url:
             raise SpecError(f"the {backend.name} backend's endpoints have no OpenAI route; use %azml_chat or invoke().")
         import openai
 
-        return openai.OpenAI(base_url=ep.openai_base_url, api_key=key_of(name))
+        return openai.OpenAI(base_url=ep.openai_base_url, api_key=backend.endpoint_key(name))
 
-    def stream_chat(self, endpoint: str | None, messages: list[dict], params: ChatParams | None = None) -> Iterator[str]:
-        return self.require().stream_chat(self._endpoint_name(endpoint), messages, params or ChatParams())
+    def stream_chat(self, endpoint: str | None, messages: list[dict], params: GenerationParams | None = None) -> Iterator:
+        """The reply to ``messages`` as it is generated: text pieces (str), piece by piece where the
+        backend streams, then one ``scoring.Reply`` (finish reason, token counts; None where the route
+        does not report them). ``"".join(p for p in it if isinstance(p, str))`` is the text."""
+        from .scoring import build_chat_request, check_sendable
+
+        params = params or GenerationParams()
+        check_sendable(build_chat_request(messages, params))
+        return self.require().stream_chat(self.endpoint_name(endpoint), messages, params)
 
     def delete(self, endpoint: str | None = None, *, all: bool = False, compute: str | None = None) -> list[str]:
         """Delete an endpoint (or everything this workspace's state says we created). Returns what went."""
+        from . import cleanup
+
         backend = self.require()
-        removed: list[str] = []
         if all:
-            for record in self.state.list("endpoints"):
-                backend.delete_endpoint(record.name)
-                self.state.remove("endpoints", record.name)
-                removed.append(f"endpoint {record.name}")
-            for record in self.state.list("jobs"):
-                status = None
-                try:
-                    status = backend.status(record.name)
-                except AzmlError:
-                    pass
-                if status is not None and status.state not in TERMINAL_STATES:
-                    status = backend.cancel(record.name)
-                    removed.append(f"job {record.name} (canceled)")
-                if status is not None:
-                    self.state.update("jobs", record.name, state=status.state)
-            for record in self.state.list("computes"):
-                delete_compute = getattr(backend, "delete_compute", None)
-                if delete_compute:
-                    delete_compute(record.name)
-                    self.state.remove("computes", record.name)
-                    removed.append(f"compute {record.name}")
-            return removed
+            return cleanup.delete_everything(backend, self.state)
+        removed: list[str] = []
         if compute:
-            delete_compute = getattr(backend, "delete_compute", None)
-            if delete_compute is None:
-                raise SpecError(f"the {backend.name} backend has no compute clusters to delete.")
-            delete_compute(compute)
-            self.state.remove("computes", compute)
-            removed.append(f"compute {compute}")
+            removed += cleanup.delete_compute(backend, self.state, compute)
             if not endpoint:
                 return removed
-        name = self._endpoint_name(endpoint)
-        if not self._endpoint_exists(name):
-            known = self.state.remove("endpoints", name)
-            if not known:
-                raise NotFound(f"no endpoint named '{name}' in this workspace; %azml_status lists them.")
-            removed.append(f"record of endpoint {name} (it was already gone)")
-            return removed
-        backend.delete_endpoint(name)
-        self.state.remove("endpoints", name)
-        removed.append(f"endpoint {name}")
-        return removed
+        name = self.endpoint_name(endpoint)
+        return removed + cleanup.delete_endpoint(backend, self.state, name, exists=self.endpoint_exists(name))
 
     # ------------------------------------------------------------------ status
-    def status(self) -> StatusReport:
-        if self.state is None:
-            return StatusReport(None, [], [], [], [], [])
-        self.state.reload()
+    def status(self, check: bool = True):
+        """Every workspace's saved record (no connection needed), each job and endpoint checked live where
+        that needs no credentials (the connected backend, or local); returns overview.WorkspaceOverview list."""
+        from . import overview
 
-        def rows(kind):
-            return [{"name": r.name, "created": r.created, **r.info} for r in self.state.list(kind)]
-
-        return StatusReport(self.workspace, rows("jobs"), rows("models"), rows("endpoints"), rows("computes"), rows("data"))
-
-
-def _read_request_file(path: Path) -> dict:
-    import json
-
-    if not path.is_file():
-        raise NotFound(f"request file not found: {path}")
-    try:
-        request = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"request file {path} is not valid JSON ({exc}); write the scoring request as a JSON object.") from None
-    if not isinstance(request, dict):
-        raise SpecError(f"request file {path} must hold a JSON object such as "
-                        '{"input_data": {"input_string": [...], "parameters": {...}}}.')
-    return request
-
-
-def split_model_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """'name', 'name:3', 'name@latest' -> (name, version, label). URIs and paths pass through whole."""
-    if "://" in ref or ref.startswith((".", "/", "~")):
-        return ref, None, None
-    if "@" in ref:
-        name, label = ref.rsplit("@", 1)
-        return name, None, label or "latest"
-    if ":" in ref:
-        name, version = ref.rsplit(":", 1)
-        return name, version, None
-    return ref, None, "latest"
-
-
-def _as_finetune_spec(spec) -> FinetuneSpec:
-    if isinstance(spec, FinetuneSpec):
-        return spec
-    if isinstance(spec, str):
-        return parse_finetune(spec)
-    if isinstance(spec, dict):
-        from .spec import finetune_from_dict
-
-        return finetune_from_dict(spec)
-    raise SpecError(f"a fine-tune spec is YAML text, a dict or a FinetuneSpec (got {type(spec).__name__}).")
+        return overview.overview(self, check=check)
 
 
 _SESSION: Session | None = None
@@ -539,11 +454,7 @@ def session() -> Session:
 
 
 def reset_session(new: Session | None = None) -> Session:
+    """Make ``new`` (or a fresh Session) the one the magics share; returns it."""
     global _SESSION
     _SESSION = new or Session()
     return _SESSION
-
-
-def require_connected(s: Session) -> None:
-    if not s.connected:
-        raise NotConnected("not connected; run %azml_connect first (or %azml_connect --backend local).")

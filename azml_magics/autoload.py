@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from .files import write_json
 
 EXTENSION = "azml_magics"
 FRAGMENT = {"InteractiveShellApp": {"extensions": [EXTENSION]}}
@@ -44,12 +44,7 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_json(path, data, indent=2, newline=True)
 
 
 def enabled(scope: str) -> bool:

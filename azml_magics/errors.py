@@ -18,7 +18,16 @@ class AzmlError(Exception):
 
 
 class SpecError(AzmlError):
-    """The fine-tune or deploy spec is wrong."""
+    """The fine-tune or deploy spec is wrong.
+
+    ``path`` is the dotted key the error is about (``parameters.learning_rate``, ``data.fraction``,
+    ``endpoint``), or None for the spec as a whole, so a form can mark the field without reading the
+    message.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None):
+        super().__init__(message, hint=hint)
+        self.path = path
 
 
 class DataError(AzmlError):

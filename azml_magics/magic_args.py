@@ -17,7 +17,7 @@ class HelpShown(Exception):
 
 
 class MagicParser(argparse.ArgumentParser):
-    def __init__(self, magic: str, description: str, examples: str, cell: bool = False):
+    def __init__(self, magic: str, description: str, examples: str, cell: bool = False, intermixed: bool = False):
         prefix = "%%" if cell else "%"
         super().__init__(
             prog=f"{prefix}{magic}",
@@ -28,6 +28,9 @@ class MagicParser(argparse.ArgumentParser):
             allow_abbrev=False,
         )
         self.magic = f"{prefix}{magic}"
+        # options may come before optional positionals (``%azml_chat EP --greedy "text"``); plain
+        # parse_args stops filling positionals at the first option
+        self.intermixed = intermixed
 
     def error(self, message):  # noqa: D102 - argparse hook
         raise UsageError(f"{self.magic}: {message}; see {self.magic} -h")
@@ -42,4 +45,12 @@ class MagicParser(argparse.ArgumentParser):
             argv = shlex.split(line or "", posix=True)
         except ValueError as exc:
             raise UsageError(f"{self.magic}: cannot read the arguments ({exc}); check the quotes.") from None
-        return self.parse_args(argv)
+        if not self.intermixed:
+            return self.parse_args(argv)
+        # parse_intermixed_args stores the formatted usage and formats it again with '%': the '%' of
+        # '%azml_chat' must be escaped, or the help reads "usage: {'prog': ...}zml_chat"
+        saved, self.usage = self.usage, self.format_usage()[len("usage: "):].rstrip("\n").replace("%", "%%")
+        try:
+            return self.parse_intermixed_args(argv)
+        finally:
+            self.usage = saved

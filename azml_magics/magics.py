@@ -7,31 +7,31 @@ every user mistake surfaces as a one-line ``UsageError``.
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.display import display
-from traitlets import Bool, Float, Unicode, default, observe
+from traitlets import Bool, Float, TraitError, Unicode, default, observe, validate
 
+from . import defaults
+from .display import Table
 from .errors import AzmlError
 from .magic_args import HelpShown
 
 # Loading the extension imports only this module, IPython and traitlets: everything else (the API,
-# the parsers, tables, backends, and through them azure/torch/mlflow) loads on first use.
+# the parsers, backends, and through them azure/torch/mlflow) loads on first use. display and
+# defaults are stdlib only.
+
+# A cell magic's body starts on the cell's second line (the first is the %%magic line; IPython keeps
+# the body's own leading blank lines), so YAML errors name the line the user sees.
+CELL_BODY_LINE = 2
 
 
 def _parse(name: str, line: str):
     from .magic_parsers import PARSERS
 
     return PARSERS[name].parse(line)
-
-
-def Table(*args, **kwargs):  # noqa: N802 - lazy alias of tables.Table
-    from .tables import Table as _Table
-
-    return _Table(*args, **kwargs)
 
 
 def _user_errors(func):
@@ -48,6 +48,8 @@ def _user_errors(func):
             raise UsageError(str(exc)) from None
         finally:
             s = self._session
+            for problem in s.state.take_problems() if s is not None and s.state is not None else ():
+                print(f"Warning: {problem}")
             if not was_connected and s is not None and s.connected and func.__name__ != "azml_connect":
                 where = s.home if s.workspace.backend == "local" else s.workspace.name
                 print(f"(connected to the {s.workspace.backend} backend at {where}; %azml_connect chooses another)")
@@ -67,7 +69,35 @@ class AzmlMagics(Magics):
 
     @default("home")
     def _home_default(self):
-        return os.environ.get("AZML_MAGICS_HOME", "~/.azml_magics")
+        return defaults.default_home()
+
+    @validate("backend")
+    def _valid_backend(self, proposal):
+        from .backends import available
+
+        name = proposal["value"]
+        installed = sorted(available())
+        if name not in installed:
+            import difflib
+
+            close = difflib.get_close_matches(name, installed, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise TraitError(f"AzmlMagics.backend: no backend named '{name}'; {hint}installed: {', '.join(installed)}.")
+        return name
+
+    @validate("poll_interval")
+    def _valid_poll_interval(self, proposal):
+        value = proposal["value"]
+        if not value > 0:
+            raise TraitError(f"AzmlMagics.poll_interval must be a number of seconds above 0 (got {value:g}).")
+        return value
+
+    @validate("registry", "home")
+    def _valid_nonempty(self, proposal):
+        value = proposal["value"].strip()
+        if not value:
+            raise TraitError(f"AzmlMagics.{proposal['trait'].name} cannot be empty.")
+        return value
 
     _session = None
 
@@ -134,7 +164,7 @@ class AzmlMagics(Magics):
             from . import data
 
             source = str(data.sample_dir()) if args.sample else (args.source or data.DEFAULT_SOURCE)
-            kwargs = {"out": args.out or "ultrachat_200k_dataset"}
+            kwargs = {"out": args.out or defaults.DATA_FOLDER}
             if args.rows is not None:
                 kwargs.update(rows=args.rows, fraction=None)
             elif args.fraction is not None:
@@ -154,14 +184,14 @@ class AzmlMagics(Magics):
             if report is not None and report.problems:
                 display(report)
             return None
-        target = args.source or "ultrachat_200k_dataset"
+        target = args.source or defaults.DATA_FOLDER
         if args.action == "validate":
             report = s.validate_data(target, model=args.model, max_seq_length=args.max_seq_length, policy=args.policy)
             display(report)
             if not report.ok and args.policy == "strict":
                 report.raise_for_problems()
             return None
-        summary = s.summarize_data(target, model=args.model, examples=args.examples)
+        summary = s.summarize_data(target, model=args.model, examples=args.examples, max_seq_length=args.max_seq_length)
         display(summary)
         return None
 
@@ -172,7 +202,9 @@ class AzmlMagics(Magics):
         """Line form (%azml_finetune) opens the form; the cell form takes a YAML spec."""
         args = _parse("azml_finetune", line)
         if args.list_parameters:
-            return display(_parameter_table())
+            from .pipeline_inputs import parameter_table
+
+            return display(parameter_table())
         if not (cell or "").strip() and (args.dry_run or args.no_wait):
             from .spec import parse_finetune
 
@@ -180,12 +212,16 @@ class AzmlMagics(Magics):
         if args.form or not (cell or "").strip():
             from .ui.forms import finetune_form
 
-            return display(finetune_form(self.session, cell))
+            return display(finetune_form(self.session, cell, first_line=CELL_BODY_LINE))
         from .spec import parse_finetune
 
-        spec = parse_finetune(cell)
+        spec = parse_finetune(cell, first_line=CELL_BODY_LINE)
+        if args.smoke:  # the spec here first, in its own home (smoke.py); a failure fails the cell
+            from .smoke import run_smoke
+
+            return run_smoke(spec, self.session.home / "smoke").show()
         plan = self.session.plan_finetune(spec, check_data=not args.skip_data, dry_run=args.dry_run)
-        from .tables import effective_table
+        from .plan import effective_table
 
         if args.dry_run:
             display(effective_table(plan))
@@ -222,11 +258,16 @@ class AzmlMagics(Magics):
     def azml_jobs(self, line=""):
         args = _parse("azml_jobs", line)
         s = self.session
-        if args.action == "list":
-            rows = [[j.name, j.state, _ago(j.started), j.error or ""] for j in s.jobs()]
-            return display(Table(["job", "state", "started", "error"], rows, title="Jobs"))
+        if args.action in ("list", "compare"):
+            from .ui import jobtable
+
+            if args.action == "list":
+                return display(jobtable.jobs_table(s))
+            if not (args.job and args.other):
+                raise AzmlError("%azml_jobs compare needs two job names: %azml_jobs compare JOB_A JOB_B")
+            return display(jobtable.compare(s, args.job, args.other))
         if args.action == "attach":
-            return self._watch(s._job_name(args.job))
+            return self._watch(s.job_name(args.job))
         if args.action == "status":
             st = s.job(args.job)
             rows = [[step.name, step.state, step.error or ""] for step in st.steps]
@@ -237,12 +278,9 @@ class AzmlMagics(Magics):
             print("\n".join(chunk.lines))
             return None
         if args.action == "metrics":
-            series = s.metrics(args.job)
-            rows = []
-            for name, points in sorted(series.items()):
-                if points:
-                    rows.append([name, len(points), points[0].value, points[-1].value, min(p.value for p in points)])
-            return display(Table(["metric", "points", "first", "last", "min"], rows, title="Metrics"))
+            from .ui.jobtable import metrics_table
+
+            return display(metrics_table(s.metrics(args.job), title=f"Metrics of {s.job_name(args.job)}"))
         st = s.cancel(args.job)
         print(f"{st.name}: {st.state}")
         return None
@@ -269,10 +307,12 @@ class AzmlMagics(Magics):
 
             return display(deploy_form(self.session))
         # the options on the line win over the cell's YAML (so a cell can be reused with --endpoint X)
-        spec = parse_deploy(cell) if cell is not None and cell.strip() else None
+        spec = parse_deploy(cell, first_line=CELL_BODY_LINE) if cell is not None and cell.strip() else None
         raw = spec.to_dict() if spec else {"model": args.model or "last"}
         if spec and args.model:
             raw["model"] = args.model
+        if args.base:  # the base model of that registered model
+            raw["model"] = "base" if raw["model"] == "last" else f"base:{raw['model']}"
         for key in ("endpoint", "deployment", "instance_type", "instance_count", "request_timeout_ms"):
             value = getattr(args, key)
             if value is not None:
@@ -284,6 +324,8 @@ class AzmlMagics(Magics):
         endpoint = self.session.deploy(spec)
         rows = [["endpoint", endpoint.name], ["deployment", endpoint.deployment], ["scoring URI", endpoint.scoring_uri],
                 ["state", endpoint.state]]
+        if (endpoint.details or {}).get("engine"):  # the local endpoint's generation engine
+            rows.append(["engine", endpoint.details["engine"]])
         notes = []
         if (endpoint.instance_type or "").startswith("Standard_"):  # a cloud VM: say what it costs
             notes.append(
@@ -298,16 +340,9 @@ class AzmlMagics(Magics):
     @_user_errors
     def azml_chat(self, line="", cell=None):
         args = _parse("azml_chat", line)
-        from .backends.base import ChatParams
+        from .magic_parsers import generation_params
 
-        if args.temperature < 0:
-            raise AzmlError(f"--temperature must be 0 or more (got {args.temperature}).")
-        if not 0 < args.top_p <= 1:
-            raise AzmlError(f"--top-p must be in (0, 1] (got {args.top_p}).")
-        if args.max_new_tokens < 1:
-            raise AzmlError(f"--max-new-tokens must be at least 1 (got {args.max_new_tokens}).")
-        params = ChatParams(temperature=args.temperature, top_p=args.top_p, do_sample=not args.greedy,
-                            max_new_tokens=args.max_new_tokens)
+        params = generation_params(args)
         s = self.session
         if args.request_file:
             response = s.invoke(args.endpoint, args.request_file)
@@ -315,23 +350,34 @@ class AzmlMagics(Magics):
 
             print(json.dumps(response, indent=1))
             return None
-        text = cell.strip() if cell is not None and cell.strip() else args.text
-        name = s._endpoint_name(args.endpoint)
-        if not s._endpoint_exists(name):
-            hint = ""
-            latest = s.state.latest("endpoints") if s.state else None
-            if args.text is None and args.endpoint and latest is not None:
-                hint = f' To send text to {latest.name}: %azml_chat {latest.name} "{args.endpoint}"'
-            raise AzmlError(f"no endpoint named '{name}' (%azml_status lists this workspace's endpoints).{hint}")
+        from .magic_parsers import chat_targets
+
+        names, text = chat_targets(args, s, cell)
         if text is None:
             from .ui.chat import ChatBox
+            from .ui.chat_compare import ChatCompare
 
-            box = ChatBox(s, name, params=params, system=args.system)
+            box = ChatBox(s, names[0], params=params, system=args.system) if len(names) == 1 else \
+                ChatCompare(s, names, params=params, system=args.system)
+            if args.load:
+                for one in getattr(box, "boxes", [box]):
+                    one.load(args.load)
             return display(box)
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
             {"role": "user", "content": text}
         ]
-        return s.chat(name, messages, params)
+        if len(names) > 1:  # %%azml_chat EP1 EP2 + a cell: each endpoint's reply to the same message
+            return {name: s.chat(name, messages, params) for name in names}
+        return s.chat(names[0], messages, params)
+
+    # ------------------------------------------------------------------ evaluate
+    @line_magic
+    @_user_errors
+    def azml_eval(self, line=""):
+        from .magic_parsers import eval_options
+
+        candidates, options = eval_options(_parse("azml_eval", line))  # None: it printed the judge prompt
+        return None if options is None else display(self.session.evaluate(candidates, **options))
 
     # ------------------------------------------------------------------ delete
     @line_magic
@@ -349,18 +395,14 @@ class AzmlMagics(Magics):
     @_user_errors
     def azml_status(self, line=""):
         _parse("azml_status", line)
-        report = self.session.status()
-        if report.workspace is None:
-            print("Not connected. Run %azml_connect (local by default) or %azml_connect --backend azure.")
-            return None
-        ws = report.workspace
-        rows = []
-        for kind, items in (("job", report.jobs), ("model", report.models), ("endpoint", report.endpoints),
-                            ("compute", report.computes), ("data", report.data)):
-            for item in items:
-                detail = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("name", "created") and v)
-                rows.append([kind, item["name"], _ago(item["created"]), detail])
-        display(Table(["kind", "name", "created", "details"], rows, title=f"{ws.backend}: {ws.name}"))
+        from .overview import overview_tables
+
+        s = self.session
+        tables = overview_tables(s.status(), s.workspace.key if s.workspace else None)
+        if not tables:
+            print(f"Nothing recorded under {s.home}. Run %azml_connect (local by default) or %azml_connect --backend azure.")
+        for table in tables:
+            display(table)
         return None
 
     # ------------------------------------------------------------------ models
@@ -369,17 +411,11 @@ class AzmlMagics(Magics):
     def azml_models(self, line=""):
         args = _parse("azml_models", line)
         s = self.session
+        from . import model_views
+
         if args.model:
-            m = s.model(args.model)
-            rows = [["id", m.id], ["version", m.version], ["tasks", ", ".join(m.tasks)],
-                    ["fine-tune VMs", ", ".join(m.finetune_allow_list or []) or "any"],
-                    ["inference VMs", ", ".join(m.inference_allow_list or []) or "any"],
-                    ["model defaults", ", ".join(f"{k}={v}" for k, v in m.model_defaults.items())],
-                    ["archived", m.archived], ["deprecated", m.deprecated or ""]]
-            return display(Table(["", ""], rows, title=m.name))
-        rows = [[m.name, m.version, ", ".join(m.tasks), "archived" if m.archived else (m.deprecated or "")]
-                for m in s.models(args.task)]
-        return display(Table(["model", "version", "tasks", "status"], rows, title=f"Models for {args.task}"))
+            return display(model_views.card(s.model(args.model)))
+        return display(model_views.listing(s.models(args.task), args.task))
 
 
 def _raise_if_failed(status) -> None:
@@ -396,25 +432,6 @@ def _raise_if_failed(status) -> None:
     )
 
 
-def _ago(ts) -> str:
-    if not ts:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts)))
-
-
-def _parameter_table() -> Table:
-    from .pipeline_inputs import PIPELINE_INPUTS
-
-    rows = []
-    for p in PIPELINE_INPUTS.values():
-        if p.set_from:
-            continue
-        allowed = "|".join(p.enum)
-        rows.append([p.name, p.type, p.default, allowed, p.minimum if p.minimum is not None else "", p.help])
-    return Table(["parameter", "type", "default", "allowed", "minimum", "note"], rows,
-                 title="chat_completion_pipeline parameters")
-
-
 _SUMMARIES = {
     "azml_connect": "Connect to a backend: local (default) or azure.",
     "azml_data": "Prepare, validate and explore chat fine-tuning data.",
@@ -426,6 +443,7 @@ _SUMMARIES = {
     "azml_delete": "Delete an endpoint, a compute cluster, or everything this workspace created.",
     "azml_status": "Show the connection and what this workspace created.",
     "azml_models": "List registry models for chat-completion fine-tuning, or show one model's card.",
+    "azml_eval": "Compare the fine-tuned model with its base (or any models/endpoints) on held-out rows.",
 }
 
 for _name, _summary in _SUMMARIES.items():

@@ -157,3 +157,13 @@ MAIN_PARAMETERS = (
 def user_settable() -> list[str]:
     """Names a user may write under ``parameters:``."""
     return [n for n, p in PIPELINE_INPUTS.items() if p.set_from is None]
+
+
+def parameter_table():
+    """Every input a user may set (``%azml_finetune --list-parameters``): type, default, allowed, minimum."""
+    from .display import Table
+
+    rows = [[p.name, p.type, p.default, "|".join(p.enum), p.minimum if p.minimum is not None else "", p.help]
+            for p in PIPELINE_INPUTS.values() if not p.set_from]
+    return Table(["parameter", "type", "default", "allowed", "minimum", "note"], rows,
+                 title="chat_completion_pipeline parameters")

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import AzmlError
+from .errors import AzmlError, SpecError
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_MAX_NEW_TOKENS = 200
@@ -165,6 +165,8 @@ def check_messages(messages, where: str = "messages", expected: str = EXPECTED_S
 
 
 def _kind(value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN and Infinity, read by Python
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
     )
@@ -241,12 +243,15 @@ def _score_parameters(raw, cap: int) -> GenerationParams:
 
 @dataclass
 class Reply:
-    """One generated reply, as the server hands it to the response builders."""
+    """One finished reply: what the server hands the response builders, and what a client's
+    ``stream_chat`` yields last (after the text pieces). ``None`` where the route did not say
+    (an older ``/score`` server answers ``{"output": text}`` only): never an invented count."""
 
     text: str = ""
-    finish_reason: str = "stop"  # "stop" (end of turn) or "length"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    finish_reason: str | None = "stop"  # "stop" (end of turn) or "length" (max_new_tokens cut it)
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
+    latency_s: float | None = None  # how long the caller waited for it, where the caller timed it (evaluation)
 
 
 def _usage(replies: list[Reply]) -> dict:
@@ -271,6 +276,23 @@ def score_response(replies: list[Reply], *, model: str, batched_input: bool = Fa
         "model": model,
         "id": new_id("score"),
     }
+
+
+def score_reply(response) -> Reply:
+    """A ``/score`` response as a :class:`Reply`, with the finish reason and usage where the server
+    reports them (current servers do)."""
+    body = response[0] if isinstance(response, list) and len(response) == 1 else response
+    body = body if isinstance(body, dict) else {}
+    finish = body.get("finish_reason")
+    finish = finish[0] if isinstance(finish, list) and len(finish) == 1 else finish
+    return Reply(score_output(response), finish if isinstance(finish, str) else None, *usage_counts(body.get("usage")))
+
+
+def usage_counts(usage) -> tuple[int | None, int | None]:
+    """(prompt_tokens, completion_tokens) of an OpenAI-style ``usage`` object; None for what is missing."""
+    usage = usage if isinstance(usage, dict) else {}
+    return tuple(v if isinstance(v, int) and not isinstance(v, bool) else None
+                 for v in (usage.get("prompt_tokens"), usage.get("completion_tokens")))
 
 
 def score_output(response) -> str:
@@ -371,7 +393,7 @@ def usage_of(reply: Reply) -> dict:
 
 # ----------------------------------------------------------------------------- client-side builders
 def build_score_request(messages: list[dict], params) -> dict:
-    """The notebook's request shape, from ``ChatParams`` (or anything with the same four fields)."""
+    """The notebook's request shape, from :class:`GenerationParams` (or anything with the same four fields)."""
     return {
         "input_data": {
             "input_string": check_messages(messages),
@@ -394,6 +416,7 @@ def build_chat_request(messages: list[dict], params, *, stream: bool = False, mo
         "temperature": params.temperature if params.do_sample else 0.0,
         "top_p": params.top_p,
         "stream": stream,
+        **({"stream_options": {"include_usage": True}} if stream else {}),  # OpenAI's way to ask for usage
     }
 
 
@@ -414,3 +437,16 @@ def error_message(body) -> str | None:
             if isinstance(body.get(key), str):
                 return body[key]
     return None
+
+
+def check_sendable(request, what: str = "the request") -> None:
+    """Refuse, in one line, a request JSON cannot carry (NaN, Infinity, sets, objects): the HTTP client
+    would fail on it with a traceback, or send ``NaN``, which is not JSON."""
+    try:
+        json.dumps(request, allow_nan=False)
+    except ValueError as exc:
+        problem = "holds NaN or Infinity" if "float" in str(exc) else str(exc).lower()
+        raise SpecError(f"{what} {problem}, which JSON cannot carry; use finite numbers.") from None
+    except (TypeError, RecursionError) as exc:
+        raise SpecError(f"{what} cannot be sent as JSON ({str(exc).splitlines()[0]}); "
+                        "use only strings, numbers, booleans, null, lists and objects.") from None

@@ -2,8 +2,9 @@
 
     python scripts/run_notebook.py notebooks/quickstart_local.ipynb [--save executed.ipynb] [--timeout 600]
 
-Cells tagged ``report`` have their text output printed here, so a terminal run shows the metrics and
-the model's reply. Exits non-zero if any cell fails.
+It prints a short account: one line per code cell (what it ran and how long it took), and under the
+cells tagged ``report`` their text output (the metrics, the model's reply). Exits non-zero if any
+cell fails.
 """
 
 from __future__ import annotations
@@ -11,14 +12,44 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 
 def text_of(output) -> str:
+    """An output as text: a redrawn line as its last state; a widget says nothing (its saved twin, the
+    output beside it, carries the text)."""
     if output.get("output_type") == "stream":
-        return output.get("text", "")
+        return "\n".join(line.split("\r")[-1] for line in output.get("text", "").split("\n"))
     data = output.get("data", {})
+    if "application/vnd.jupyter.widget-view+json" in data:
+        return ""
     return data.get("text/plain", "") + ("\n" if data.get("text/plain") else "")
+
+
+def seconds(cell) -> float | None:
+    """How long the cell ran, from the timings nbclient records in its metadata."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return None
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def account(nb) -> list[str]:
+    """One line per code cell that ran (its first line and its time), then a report cell's text indented."""
+    lines = []
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code" or cell.get("execution_count") is None:
+            continue
+        first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+        took = seconds(cell)
+        lines.append(f"  {first[:70]:<70} {f'{took:5.1f} s' if took is not None else ''}".rstrip())
+        if "report" in cell.get("metadata", {}).get("tags", []):
+            text = "".join(text_of(o) for o in cell.get("outputs", [])).strip()
+            lines += ["      " + ln for ln in text.splitlines()]
+    return lines
 
 
 def main(argv=None) -> int:
@@ -42,13 +73,12 @@ def main(argv=None) -> int:
         client.execute()
     except CellExecutionError as exc:
         failed = exc
-    for cell in nb.cells:
-        if "report" in cell.get("metadata", {}).get("tags", []):
-            for output in cell.get("outputs", []):
-                sys.stdout.write(text_of(output))
+    print(f"{path.name}:")
+    print("\n".join(account(nb)))
     if args.save:
         nbformat.write(nb, args.save)
-    print(f"\n{path.name}: {'FAILED' if failed else 'ran'} in {time.monotonic() - start:.0f} s")
+    saved = f"; the executed notebook is {args.save}" if args.save else ""
+    print(f"{path.name}: {'FAILED' if failed else 'ran'} in {time.monotonic() - start:.0f} s{saved}")
     if failed:
         print(str(failed)[-3000:], file=sys.stderr)
         return 1

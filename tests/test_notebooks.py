@@ -42,6 +42,16 @@ def test_quickstart_local_notebook_runs_end_to_end(tmp_path):
     assert len(loss) >= 3 and loss[-1] < loss[0] * 0.9, loss
     assert s.endpoints() == [] or all(e.state != "Succeeded" for e in s.endpoints())
 
+    # the notebook ends with %azml_eval: the fine-tuned model is ahead of its base, in the run it logged
+    from mlflow.tracking import MlflowClient
+
+    uri = s.workspace.details["mlflow_tracking_uri"]
+    mc = MlflowClient(uri)
+    runs = mc.search_runs([e.experiment_id for e in mc.search_experiments()], "tags.`azml.kind` = 'evaluation'")
+    assert len(runs) == 1, runs
+    assert runs[0].data.metrics["delta.loss"] < 0 and runs[0].data.metrics["delta.rougeL"] > 0, runs[0].data.metrics
+    assert "rougeL" in out and "Examples, largest difference first" in out
+
     # the saved notebook holds no secret
     text = saved.read_text()
     assert "Bearer" not in text and "api_key" not in text

@@ -10,9 +10,8 @@ import jsonschema
 import pytest
 
 from azml_magics import scoring
-from azml_magics.backends.base import ChatParams
 from azml_magics.errors import AzmlError
-from azml_magics.scoring import BadRequest, Reply
+from azml_magics.scoring import BadRequest, GenerationParams, Reply
 
 USER = {"role": "user", "content": "How many hours are in 5 days?"}
 ASSISTANT = {"role": "assistant", "content": "5 days is 120 hours."}
@@ -177,7 +176,7 @@ def test_chat_response_and_chunks_have_openai_shapes():
 
 
 def test_client_builders_round_trip_through_the_parsers():
-    params = ChatParams(temperature=0.3, top_p=0.8, do_sample=False, max_new_tokens=9)
+    params = scoring.GenerationParams(temperature=0.3, top_p=0.8, do_sample=False, max_new_tokens=9)
     score = scoring.build_score_request([USER], params)
     parsed = scoring.parse_score_request(score)
     assert parsed.params == scoring.GenerationParams(9, 0.3, 0.8, False)
@@ -208,9 +207,22 @@ def test_error_message_reads_ours_azures_and_fastapis():
 
 def test_importing_the_contract_and_the_client_stays_light():
     code = (
-        "import sys, azml_magics.scoring, azml_magics.client, azml_magics.backends.local.endpoints;"
+        "import sys, azml_magics.scoring, azml_magics.backends.local.client, azml_magics.backends.local.endpoints;"
         "heavy = [m for m in ('torch', 'transformers', 'fastapi', 'uvicorn', 'mlflow', 'azure.ai.ml') if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_score_reply_reads_usage_and_finish_reason_where_the_server_reports_them():
+    """Current /score servers add finish_reason and usage; older ones answer the text alone, and then the
+    Reply says None (a footer says "not reported"), never a made-up count."""
+    reply = Reply("120 hours.", "length", prompt_tokens=12, completion_tokens=4)
+    assert scoring.score_reply(scoring.score_response([reply], model="m")) == reply
+    assert scoring.score_reply({"output": "hi"}) == Reply("hi", None, None, None)
+    assert scoring.score_reply([{"0": "old"}]) == Reply("old", None, None, None)
+    bad = {"output": "x", "finish_reason": 3, "usage": {"prompt_tokens": "7", "completion_tokens": True}}
+    assert scoring.score_reply(bad) == Reply("x", None, None, None)
+    assert scoring.build_chat_request([USER], GenerationParams(), stream=True)["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in scoring.build_chat_request([USER], GenerationParams())

@@ -6,13 +6,8 @@ import pytest
 
 from azml_magics.errors import SpecError
 from azml_magics.pipeline_inputs import PIPELINE_INPUTS
-from azml_magics.spec import (
-    FinetuneSpec,
-    merge_parameters,
-    parse_deploy,
-    parse_finetune,
-    pipeline_display_name,
-)
+from azml_magics.plan import merge_parameters, pipeline_display_name
+from azml_magics.spec import FinetuneSpec, parse_deploy, parse_finetune
 
 # The tag as the azureml registry serves it for Phi-3-mini-4k-instruct (newer versions add the
 # learning-rate bounds that are not pipeline inputs).
@@ -126,10 +121,10 @@ def test_data_folder_shorthand(tmp_path):
     assert spec.data.train.endswith("train_sft.jsonl") and spec.data.test.endswith("test_sft.jsonl")
 
 
-def test_deploy_defaults_are_the_originals():
+def test_deploy_defaults_are_the_originals_with_a_vm_live_models_allow():
     spec = parse_deploy("model: my-model:3")
     assert spec.deployment == "demo"
-    assert spec.instance_type == "Standard_NC6s_v3"
+    assert spec.instance_type == "Standard_NC24ads_A100_v4"  # the original's NC6s_v3 is not in Phi-4's list
     assert spec.instance_count == 1
     assert spec.request_timeout_ms == 90000
     assert spec.liveness_initial_delay == 600

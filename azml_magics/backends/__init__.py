@@ -5,8 +5,8 @@ A third-party package adds a backend by declaring, in its own ``pyproject.toml``
     [project.entry-points."azml_magics.backends"]
     mycloud = "mypkg.backend:MyCloudBackend"
 
-The class needs ``name``, ``extra`` and ``requires`` attributes and the methods of
-:class:`azml_magics.backends.base.Backend`. Loading a backend imports only its module; the heavy
+The class declares ``name``, ``extra``, ``requires`` and ``capabilities`` and has the methods of
+:class:`azml_magics.backends.base.Backend` (see there for the optional capabilities). Loading a backend imports only its module; the heavy
 libraries it needs are imported when it does work.
 """
 
@@ -43,9 +43,17 @@ def load(name: str):
             "Reinstall azml_magics if 'local' or 'azure' is missing."
         )
     cls = eps[name].load()
-    missing = missing_modules(getattr(cls, "requires", ()))
+    from .base import contract_problems
+
+    problems = contract_problems(cls)
+    if problems:
+        raise BackendUnavailable(
+            f"the '{name}' backend ({cls.__module__}.{cls.__qualname__}) does not declare the backend contract: "
+            f"{'; '.join(problems)}; see azml_magics.backends.base.Backend."
+        )
+    missing = missing_modules(cls.requires)
     if missing:
-        extra = getattr(cls, "extra", None)
+        extra = cls.extra
         fix = f"pip install 'azml_magics[{extra}]'" if extra else f"pip install {' '.join(missing)}"
         raise BackendUnavailable(
             f"the '{name}' backend needs {', '.join(missing)}, which is not installed; run: {fix}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checks import fold_system
-from .preparer import DEFAULT_SOURCE, SPLITS, PreparedDataset, prepare
+from .preparer import DEFAULT_SOURCE, SPLITS, PreparedDataset, last_prepared, prepare, record_prepared
 from .report import Problem, ValidationReport
 from .rules import REASONS
 from .summary import DataSummary, summarize
 from .validator import validate
 
 __all__ = ["DEFAULT_SOURCE", "SPLITS", "prepare", "validate", "summarize", "sample_dir", "fold_system",
-           "PreparedDataset", "ValidationReport", "Problem", "DataSummary", "REASONS"]
+           "PreparedDataset", "record_prepared", "last_prepared", "ValidationReport", "Problem", "DataSummary", "REASONS"]
 
 
 def sample_dir() -> Path:

@@ -9,7 +9,6 @@ and every row goes through the validator on its way to disk. ``policy`` decides 
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 from itertools import islice
@@ -18,18 +17,22 @@ from typing import Iterable, Iterator
 
 import orjson
 
+from ..defaults import DATA_FOLDER, DATASET_SOURCE, PREPARED_RECORD, SPLITS
+from ..display import Displayable, Rich, Table, escape
 from ..errors import DataError
+from ..files import read_json, write_json
+from ..files import special_kind
+from ..waits import counted, hf_bars_off, wait
 from .readers import SUFFIXES, Item, iter_items
 from .report import ValidationReport
 from .validator import Validator, train_first
 
-DEFAULT_SOURCE = "HuggingFaceH4/ultrachat_200k"
-SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
+DEFAULT_SOURCE = DATASET_SOURCE
 _CHUNK = 1 << 24
 
 
 @dataclass
-class PreparedDataset:
+class PreparedDataset(Displayable):
     folder: Path
     files: dict[str, Path]
     rows: dict[str, int]
@@ -45,20 +48,17 @@ class PreparedDataset:
             lines += ["  " + line for line in str(self.report).splitlines()]
         return "\n".join(lines)
 
-    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's text/plain
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        e = html.escape
-        body = "".join(f"<tr><td>{e(s)}</td><td>{self.rows[s]}</td><td>{e(str(p))}</td></tr>"
-                       for s, p in self.files.items())
-        extra = self.report._repr_html_() if self.report is not None and self.report.counts else ""
-        return (f"<div><b>Prepared from {e(self.source)}</b> in {self.seconds:.2f}s<table>"
-                f"<tr><th>split</th><th>rows</th><th>file</th></tr>{body}</table>{extra}</div>")
+    def html(self) -> str:
+        took = f" in {self.seconds:.2f}s"
+        title = Rich(f"<b>Prepared from {escape(self.source)}</b>{took}", f"Prepared from {self.source}{took}")
+        table = Table(["split", "rows", "file"], [[s, self.rows[s], str(p)] for s, p in self.files.items()],
+                      title=title)
+        extra = self.report.html() if self.report is not None and self.report.counts else ""
+        return f"<div>{table.html()}{extra}</div>"
 
 
 def prepare(source: str | Path = DEFAULT_SOURCE, *, fraction: float | None = 0.05, rows: int | None = None,
-            splits: Iterable[str] = SPLITS, out: str | Path = "ultrachat_200k_dataset",
+            splits: Iterable[str] = SPLITS, out: str | Path = DATA_FOLDER,
             policy: str | None = None, tokenizer=None, max_seq_length: int | None = None,
             supports_system_role: bool | None = True, train_split: str = "train_sft",
             test_split: str = "test_sft") -> PreparedDataset:
@@ -86,8 +86,9 @@ def prepare(source: str | Path = DEFAULT_SOURCE, *, fraction: float | None = 0.0
             if target.exists() and target.resolve() == Path(label).resolve():
                 raise DataError(f"prepare would overwrite its source {target}.", hint="Pass a different out=.")
             temps[split] = target.with_name(f".{target.name}.tmp")
-            kept = validator.run(split, Path(label), items, keep_bad=policy is None)
-            counts[split] = _write(temps[split], kept)
+            with wait(f"Preparing {split} from {label}", unit="rows") as waiting, hf_bars_off():
+                kept = validator.run(split, Path(label), counted(items, waiting), keep_bad=policy is None)
+                counts[split] = _write(temps[split], kept)
         report = validator.finish(False, started)
         if policy == "strict":
             report.raise_for_problems()
@@ -146,6 +147,9 @@ def _open_source(source, splits, fraction, rows) -> dict[str, tuple[str, Iterabl
                                 f"(found: {', '.join(sorted(local))}).",
                                 hint="Name files <split>.jsonl (or .json/.csv/.parquet) or pass splits=.")
             return {s: (str(local[s]), _local_slice(local[s], fraction, rows)) for s in splits}
+    elif special_kind(path):
+        raise DataError(f"data source {source} is {special_kind(path)}, not a data file or folder.",
+                        hint="Pass a hub dataset id (owner/name), or an existing file or folder.")
     elif _looks_like_path(str(source)):
         raise DataError(f"data source {source} does not exist.",
                         hint="Pass a hub dataset id (owner/name), or an existing file or folder.")
@@ -205,19 +209,20 @@ def _hub_slice(source: str, split: str, fraction, rows) -> Iterator[Item]:
     import datasets
 
     try:
-        if rows is None:
-            total = _split_size(source, split)
-            if total is not None:
-                rows, fraction = _wanted(total, fraction, None), None
-        if rows is not None:
-            stream = datasets.load_dataset(source, split=split, streaming=True).take(rows)
-        else:
-            pct = round(float(fraction) * 100, 6)
-            if pct == int(pct):
-                stream = datasets.load_dataset(source, split=f"{split}[:{int(pct)}%]")
+        with wait(f"Opening {source}:{split}"), hf_bars_off():
+            if rows is None:
+                total = _split_size(source, split)
+                if total is not None:
+                    rows, fraction = _wanted(total, fraction, None), None
+            if rows is not None:
+                stream = datasets.load_dataset(source, split=split, streaming=True).take(rows)
             else:
-                full = datasets.load_dataset(source, split=split)
-                stream = full.select(range(_wanted(len(full), fraction, None)))
+                pct = round(float(fraction) * 100, 6)
+                if pct == int(pct):
+                    stream = datasets.load_dataset(source, split=f"{split}[:{int(pct)}%]")
+                else:
+                    full = datasets.load_dataset(source, split=split)
+                    stream = full.select(range(_wanted(len(full), fraction, None)))
     except (ValueError, KeyError) as err:
         raise DataError(f"cannot read split {split!r} of {source}: {str(err).splitlines()[0]}",
                         hint="Check the dataset id and split names (ultrachat_200k: train_sft, test_sft, "
@@ -238,3 +243,22 @@ def _split_size(source: str, split: str) -> int | None:
         return None
     found = (info.splits or {}).get(split) if info.splits else None
     return found.num_examples if found is not None and found.num_examples else None
+
+
+def record_prepared(home: Path, prepared: PreparedDataset) -> None:
+    """Remember the folder this home's last prepare wrote: the forms start from it (all of it)."""
+    write_json(Path(home) / PREPARED_RECORD,
+               {"folder": str(prepared.folder.resolve()), "rows": prepared.rows, "source": prepared.source})
+
+
+def last_prepared(home: Path) -> tuple[Path, dict[str, int]] | None:
+    """(folder, rows per split) of the last prepare in ``home``, else the default data folder in the
+    working directory when it holds a train split; None when there is neither."""
+    try:
+        record = read_json(Path(home) / PREPARED_RECORD)
+    except ValueError:
+        record = {}
+    folder = Path(record["folder"]) if record.get("folder") else Path(DATA_FOLDER).resolve()
+    if not (folder / f"{SPLITS[0]}.jsonl").is_file():
+        return None
+    return folder, dict(record.get("rows") or {}) if record.get("folder") else {}

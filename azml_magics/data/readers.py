@@ -17,6 +17,8 @@ from typing import Iterator, NamedTuple
 
 import orjson
 
+from ..files import special_kind
+
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 _BOM = b"\xef\xbb\xbf"
 
@@ -43,6 +45,9 @@ def unit_of(path: Path) -> str:
 
 def iter_items(path: Path) -> Iterator[Item]:
     """Yield the file's rows; raise FileProblem where the whole file is unusable."""
+    kind = special_kind(path)
+    if kind:  # a FIFO would block and /dev/zero never end; a folder is there, not "not found"
+        raise FileProblem("not_a_file", kind=kind)
     if not path.is_file():
         raise FileProblem("file_missing")
     suffix = path.suffix.lower()

@@ -8,13 +8,13 @@ file and dropping the rows. ``raise_for_problems`` turns it into the one-line er
 from __future__ import annotations
 
 import hashlib
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from ..backends.base import DataFiles
+from ..display import Displayable, Rich, Table, escape
 from ..errors import DataError
 from .checks import fold_system as fold
 from .readers import iter_items
@@ -65,7 +65,7 @@ class FileResult:
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(Displayable):
     files: dict[str, FileResult]
     policy: str = "strict"
     problems: list[Problem] = field(default_factory=list)
@@ -190,24 +190,17 @@ class ValidationReport:
             out += [f"      {p}" for p in examples]
         return "\n".join(out)
 
-    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's text/plain
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        e = html.escape
+    def html(self) -> str:
         colour = "#2e7d32" if self.ok and not self.errors else ("#ef6c00" if self.ok else "#c62828")
-        head = e(str(self).splitlines()[0])
-        rows = "".join(
-            f"<tr><td>{e(s)}</td><td>{e(f.path.name)}</td><td>{f.rows}</td><td>{f.kept}</td>"
-            f"<td>{len(f.bad_lines)}</td></tr>" for s, f in self.files.items())
-        reasons = "".join(
-            f"<tr><td><code>{e(c)}</code></td><td>{n}</td><td>{e(REASONS[c].title)}</td>"
-            f"<td>{'<br>'.join(e(str(p)) for p in ex)}</td><td>{e(ex[0].fix)}</td></tr>"
-            for c, n, ex in self.by_reason())
-        table = ("<table><tr><th>reason</th><th>count</th><th>what</th><th>examples</th><th>fix</th></tr>"
-                 f"{reasons}</table>") if reasons else ""
-        return (f"<div><b style='color:{colour}'>{head}</b><table><tr><th>split</th><th>file</th>"
-                f"<th>rows</th><th>kept</th><th>with errors</th></tr>{rows}</table>{table}</div>")
+        head = str(self).splitlines()[0]
+        files = Table(["split", "file", "rows", "kept", "with errors"],
+                      [[s, f.path.name, f.rows, f.kept, len(f.bad_lines)] for s, f in self.files.items()],
+                      title=Rich(f"<b style='color:{colour}'>{escape(head)}</b>", head))
+        reasons = [[Rich(f"<code>{escape(c)}</code>", c), n, REASONS[c].title,
+                    Rich("<br>".join(escape(p) for p in ex), "; ".join(str(p) for p in ex)), ex[0].fix]
+                   for c, n, ex in self.by_reason()]
+        table = Table(["reason", "count", "what", "examples", "fix"], reasons).html() if reasons else ""
+        return f"<div>{files.html()}{table}</div>"
 
 
 def _capital(text: str) -> str:

@@ -25,6 +25,8 @@ _R = Reason
 REASONS: dict[str, Reason] = {r.code: r for r in [
     # files
     _R("file_missing", "file not found", "check the path", "file", "missing files"),
+    _R("not_a_file", "path is {kind}, not a data file", "point at a .jsonl, .json, .csv or .parquet file",
+       "file", "paths that are not files"),
     _R("unsupported_format", "unsupported file type '{ext}'",
        "use .jsonl, .json, .csv or .parquet", "file", "unsupported files"),
     _R("json_array", "file holds a JSON array, not JSON lines",

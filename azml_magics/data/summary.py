@@ -7,14 +7,14 @@ streamed; only per-row lengths are kept. pandas and matplotlib are imported on f
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..display import Displayable, escape, figure_png, png_img
+from ..waits import wait
 from .readers import FileProblem, iter_items
+from .tokens import token_limit
 from .validator import resolve_files
 
 ROLES = ("system", "user", "assistant")
@@ -36,12 +36,21 @@ class _Lengths:
 
 
 @dataclass
-class DataSummary:
+class DataSummary(Displayable):
     table: object  # pandas.DataFrame: one row per (split, measure), columns count/mean/p50/p90/p99/max
     examples: list[list[dict]]  # a few conversations from the first split
     histogram_png: bytes  # conversation length histogram, one series per split
     splits: dict[str, int]  # split -> usable rows
     unit: str = "characters"  # what the histogram counts: characters, or tokens with a tokenizer
+    limit: int | None = None  # the token limit rows are cut at (max_seq_length, or the model's maximum)
+    cut: dict[str, int] = field(default_factory=dict)  # split -> rows longer than ``limit`` (cut in training)
+
+    def cut_lines(self) -> list[str]:
+        """One line per split: how many rows training would cut at the token limit."""
+        if self.limit is None:
+            return []
+        return [f"{split}: {n} of {self.splits[split]} rows are longer than {self.limit} tokens and would be cut"
+                for split, n in self.cut.items()]
 
     def rendered_examples(self) -> list[str]:
         return [render_conversation(c) for c in self.examples]
@@ -53,26 +62,22 @@ class DataSummary:
 
     def __str__(self) -> str:
         parts = [f"Data summary ({', '.join(f'{s}: {n} rows' for s, n in self.splits.items())})",
-                 self.table.to_string()]
+                 *self.cut_lines(), self.table.to_string()]
         for i, text in enumerate(self.rendered_examples(), 1):
             parts.append(f"--- example {i} ---\n{text}")
         return "\n".join(parts)
 
-    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's text/plain
-        printer.text(str(self))
-
     def _repr_png_(self) -> bytes:
         return self.histogram_png
 
-    def _repr_html_(self) -> str:
-        e = html.escape
+    def html(self) -> str:
         convs = "".join(
             "<div style='border:1px solid #ccc;margin:4px;padding:4px'>" + "".join(
-                f"<div><b>{e(str(m.get('role')))}</b>: {e(str(m.get('content')))}</div>" for m in c) + "</div>"
+                f"<div><b>{escape(str(m.get('role')))}</b>: {escape(str(m.get('content')))}</div>" for m in c) + "</div>"
             for c in self.examples)
-        img = base64.b64encode(self.histogram_png).decode()
-        return (f"<div><b>Data summary</b>{self.table.to_html(float_format=lambda x: f'{x:.1f}')}"
-                f"<img src='data:image/png;base64,{img}' alt='length histogram'/>{convs}</div>")
+        cut = "".join(f"<div>{escape(line)}</div>" for line in self.cut_lines())
+        return (f"<div><b>Data summary</b>{cut}{self.table.to_html(float_format=lambda x: f'{x:.1f}')}"
+                f"{png_img(self.histogram_png, 'length histogram')}{convs}</div>")
 
 
 def render_conversation(messages: list[dict], width: int = 400) -> str:
@@ -85,8 +90,11 @@ def render_conversation(messages: list[dict], width: int = 400) -> str:
     return "\n".join(out)
 
 
-def summarize(files, *, tokenizer=None, examples: int = 2) -> DataSummary:
-    """Summarise ``files`` (dict split->path, a folder, or one file); token counts need ``tokenizer``."""
+def summarize(files, *, tokenizer=None, examples: int = 2, max_seq_length: int | None = None) -> DataSummary:
+    """Summarise ``files`` (dict split->path, a folder, or one file); token counts need ``tokenizer``.
+
+    With a tokenizer, rows longer than ``max_seq_length`` (or the tokenizer's maximum) are counted:
+    training cuts them there."""
     paths, _ = resolve_files(files)
     stats: dict[str, _Lengths] = {}
     shown: list[list[dict]] = []
@@ -95,11 +103,16 @@ def summarize(files, *, tokenizer=None, examples: int = 2) -> DataSummary:
     # examples come from the training split when there is one
     for split, path in sorted(paths.items(), key=lambda kv: (kv[0] not in ("train_sft", "train"),
                                                                  not kv[0].startswith("train"))):
-        stats[split] = _measure(path, tokenizer, shown if len(shown) < examples else None, examples)
+        with wait(f"Measuring {split} ({path.name})" + (" with the tokenizer" if tokenizer is not None else "")):
+            stats[split] = _measure(path, tokenizer, shown if len(shown) < examples else None, examples)
     stats = {s: stats[s] for s in paths}
     unit = "tokens" if tokenizer is not None else "characters"
-    return DataSummary(_table(stats, tokenizer is not None), shown[:examples], _histogram(stats, unit),
-                       {s: st.rows - st.skipped for s, st in stats.items()}, unit)
+    limit = token_limit(tokenizer, max_seq_length) if tokenizer is not None else None
+    cut = {s: sum(1 for n in st.row_tokens if n > limit) for s, st in stats.items()} if limit else {}
+    with wait("Drawing the length histograms"):  # the first one imports matplotlib: seconds
+        histogram = _histogram(stats, unit, limit)
+    return DataSummary(_table(stats, tokenizer is not None), shown[:examples], histogram,
+                       {s: st.rows - st.skipped for s, st in stats.items()}, unit, limit, cut)
 
 
 def _usable(row) -> list[dict] | None:
@@ -191,21 +204,27 @@ def _table(stats: dict[str, _Lengths], with_tokens: bool):
     return pd.DataFrame.from_records(records, columns=columns).set_index(["split", "measure"])
 
 
-def _histogram(stats: dict[str, _Lengths], unit: str) -> bytes:
+def _histogram(stats: dict[str, _Lengths], unit: str, limit: int | None = None) -> bytes:
+    """One small histogram per split (side by side, not overlaid), with the token limit marked."""
     from matplotlib.figure import Figure  # a Figure without pyplot: no global state, no GUI
 
-    fig = Figure(figsize=(6.4, 3.6), dpi=100)
-    ax = fig.add_subplot()
-    for split, st in stats.items():
-        values = st.row_tokens if unit == "tokens" else st.row_chars
+    shown = {split: (st.row_tokens if unit == "tokens" else st.row_chars) for split, st in stats.items()}
+    shown = {split: values for split, values in shown.items() if len(values)} or {"(no rows)": []}
+    fig = Figure(figsize=(min(3.0 * len(shown), 12), 2.6), dpi=100)
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (split, values) in zip(axes, shown.items()):
         if len(values):
-            ax.hist(list(values), bins=40, alpha=0.55, label=f"{split} ({len(values)})")
-    ax.set_xlabel(f"{unit} per conversation")
-    ax.set_ylabel("conversations")
-    ax.set_title("Conversation length")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+            ax.hist(list(values), bins=30, color="#0969da")
+        if limit:
+            ax.axvline(limit, color="#cf222e", linestyle="--", linewidth=1)
+            cut = sum(1 for n in values if n > limit)
+            ax.set_title(f"{split} ({len(values)}; {cut} cut)", fontsize=9)
+        else:
+            ax.set_title(f"{split} ({len(values)})", fontsize=9)
+        ax.set_xlabel(f"{unit} per conversation", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("conversations", fontsize=8)
+    if limit:
+        fig.suptitle(f"dashed: the {limit}-token limit (longer rows are cut)", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return figure_png(fig)

@@ -11,13 +11,15 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..defaults import SPLITS
 from ..errors import DataError
+from ..waits import wait
 from .checks import check_row, prompt_key
 from .readers import SUFFIXES, FileProblem, Item, iter_items, unit_of
 from .report import FileResult, Problem, ValidationReport
 from .rules import REASONS, render
 
-KNOWN_SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen", "train", "test", "validation")
+KNOWN_SPLITS = (*SPLITS, "train", "test", "validation")
 POLICIES = ("strict", "drop")
 
 
@@ -169,8 +171,9 @@ def validate(files, *, tokenizer=None, max_seq_length: int | None = None,
                   supports_system_role=supports_system_role, policy=policy, min_train_rows=min_train_rows,
                   train_split=train_split, test_split=test_split, check_leaks=test_split in paths)
     for split, path in train_first(paths, train_split):
-        for _ in v.run(split, path):
-            pass
+        with wait(f"Validating {split} ({path.name})", unit="rows") as waiting:
+            for _ in v.run(split, path, keep_bad=True):  # every row comes out, so every row is counted
+                waiting.advance(1)
     report = v.finish(expect_train, started)
     # present the files in the order the caller gave them
     report.files = {s: report.files[s] for s in list(paths) + [s for s in report.files if s not in paths]}

@@ -1,10 +1,11 @@
 """The chat box of ``%azml_chat``: a conversation with a deployed endpoint, inside the notebook.
 
 The conversation lives in Python (``box.history``, ``box.export(path)``). It is drawn twice: in the
-live widget, and in a plain HTML output (``display_id``) kept up to date beside it, hidden by CSS
-while the widget is alive. A notebook saved and re-opened without a kernel shows that copy, so the
-transcript survives. Text from the model and the user is HTML-escaped; replies render as markdown
-with raw HTML disabled.
+live panel (:mod:`.chat_panel`, whose Enter sends the typed text with the event itself), and in a
+plain HTML output (``display_id``) kept up to date beside it, hidden by CSS while the widget is
+alive, so a notebook re-opened without a kernel still shows the transcript. Stop ends the request
+(the local endpoint then frees the row) and keeps the partial reply, marked stopped. The stream ends
+with the finished :class:`~azml_magics.scoring.Reply`, which the reply's footer reads.
 """
 
 from __future__ import annotations
@@ -15,77 +16,43 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..backends.base import ChatParams
+from ..display import message_html
 from ..errors import AzmlError
+from ..files import iter_jsonl
+from ..scoring import GenerationParams, Reply
+from .chat_render import CSS, Turn, transcript_html
+from .chat_samples import reply_footer, samples
 
-SAMPLE_FILE = "test_gen.jsonl"
-ROLE_STYLE = {
-    "user": ("You", "#ddf4ff"),
-    "assistant": ("Assistant", "#f6f8fa"),
-    "system": ("System", "#fff8c5"),
-    "error": ("Error", "#ffebe9"),
-}
+MAX_TOKENS_FALLBACK = 4096  # when the endpoint does not say its cap
 
 
-@dataclass
-class Turn:
-    role: str  # user | assistant | error
-    content: str
-    failed: bool = False  # a turn whose request failed: shown, never sent again
-
-
-def render_markdown(text: str) -> str:
-    """Markdown to HTML with raw HTML escaped (never passed through) and unsafe links dropped."""
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
-    return md.render(text)
-
-
-def sample_prompts(path: str | Path | None = None) -> list[str]:
-    """First user messages of the test data: the prepared ``test_gen`` split, else the bundled sample."""
-    for candidate in _sample_files(path):
-        if candidate.is_file():
-            prompts = []
-            for line in candidate.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                users = [m.get("content") for m in row.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
-                if users and isinstance(users[0], str) and users[0].strip():
-                    prompts.append(users[0].strip())
-            if prompts:
-                return prompts
-    return []
-
-
-def _sample_files(path) -> list[Path]:
-    files = []
-    if path:
-        p = Path(path).expanduser()
-        files.append(p / SAMPLE_FILE if p.is_dir() else p)
-    files.append(Path("ultrachat_200k_dataset") / SAMPLE_FILE)
+def endpoint_max_tokens(session, endpoint: str) -> int:
+    """The endpoint's own cap on max_new_tokens (its backend reads it live), else the fallback."""
     try:
-        from ..data import sample_dir
+        cap = session.endpoint_limits(endpoint).get("max_new_tokens")
+    except AzmlError:  # a Down endpoint: the box still opens and says why on the first send
+        cap = None
+    return cap if isinstance(cap, int) and cap > 0 else MAX_TOKENS_FALLBACK
 
-        files.append(Path(sample_dir()) / SAMPLE_FILE)
-    except ImportError:
-        pass
-    files.append(Path(__file__).resolve().parent.parent / "sample_data" / SAMPLE_FILE)
-    return files
+
+class _Run:
+    """One request in flight: its reply turn, and the flag Stop sets."""
+
+    def __init__(self, reply: Turn):
+        self.reply = reply
+        self.stop = threading.Event()
 
 
 class ChatBox:
     """A chat widget bound to one endpoint. ``send(text)`` works without a browser, too."""
 
-    def __init__(self, session, endpoint: str, params: ChatParams | None = None, system: str | None = None,
-                 *, sample_file: str | Path | None = None, threaded: bool = True, stream: bool = True):
+    def __init__(self, session, endpoint: str, params: GenerationParams | None = None, system: str | None = None,
+                 *, sample_file: str | Path | None = None, threaded: bool = True, stream: bool = True,
+                 max_tokens: int | None = None, column: bool = False):
         self.session = session
         self.endpoint = endpoint
         self.turns: list[Turn] = []
@@ -95,45 +62,57 @@ class ChatBox:
         self._uid = uuid.uuid4().hex[:10]
         self._lock = threading.RLock()
         self._worker: threading.Thread | None = None
+        self._run: _Run | None = None
         self._handle = None
         self._last_draw = float("-inf")
+        self._recorded: str | None = None  # the settings line last written into the transcript
         self.draw_every = 0.1  # seconds between redraws while a reply streams
         self._rng = random.Random()
-        params = params or ChatParams()
+        self.max_tokens = max_tokens or endpoint_max_tokens(session, endpoint)
+        params = params or GenerationParams()
         self._build(params, system)
+        if column:  # one column of a side-by-side view (.chat_compare): its input and sample are shared
+            self.panel.input_shown = False
+            self.sample_button.layout.display = "none"
+            self.widget.layout = widgets.Layout(flex="1 1 0", min_width="0")
 
     # ------------------------------------------------------------------ widgets
-    def _build(self, params: ChatParams, system: str | None) -> None:
+    def _build(self, params: GenerationParams, system: str | None) -> None:
+        from .chat_panel import ChatPanel
+
         w = widgets
-        self.conversation = w.HTML(self.transcript_html(), layout=w.Layout(width="100%"))
-        self.input = w.Text(placeholder="Type a message; Enter sends", layout=w.Layout(flex="1 1 auto", width="auto"))
-        self.input.add_class("azml-chat-input")
-        self.input.on_msg(self._on_input_msg)
-        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
-        self.send_button.on_click(lambda _: self._start_send())
+        self.panel = ChatPanel(transcript=self.transcript_html())
+        self.panel.on_msg(self._on_panel_msg)
         self.sample_button = w.Button(description="Try a sample", tooltip="Send a prompt from the test data")
         self.sample_button.on_click(lambda _: self.try_sample())
         self.clear_button = w.Button(description="Clear", tooltip="Forget the conversation")
         self.clear_button.on_click(lambda _: self.clear())
         self.status = w.HTML("")
-        self.temperature = w.FloatSlider(value=params.temperature, min=0.0, max=2.0, step=0.05, description="temperature")
-        self.top_p = w.FloatSlider(value=params.top_p, min=0.0, max=1.0, step=0.01, description="top_p")
-        self.max_new_tokens = w.BoundedIntText(value=params.max_new_tokens, min=1, max=4096, description="max_new_tokens")
-        self.do_sample = w.Checkbox(value=params.do_sample, description="do_sample")
+        label = {"style": {"description_width": "initial"}}
+        self.temperature = w.FloatSlider(value=params.temperature, min=0.0, max=2.0, step=0.05,
+                                         description="temperature", **label)
+        self.top_p = w.FloatSlider(value=params.top_p, min=0.0, max=1.0, step=0.01, description="top_p", **label)
+        self.max_new_tokens = w.BoundedIntText(value=min(params.max_new_tokens, self.max_tokens), min=1,
+                                               max=self.max_tokens, description="max_new_tokens",
+                                               tooltip=f"at most {self.max_tokens}: the endpoint's limit", **label)
+        self.do_sample = w.Checkbox(value=params.do_sample, description="do_sample", indent=False)
         self.system = w.Textarea(value=system or "", placeholder="System prompt (optional)", description="system",
-                                 layout=w.Layout(width="100%"))
-        settings = w.VBox([w.HBox([self.temperature, self.top_p]), w.HBox([self.max_new_tokens, self.do_sample]), self.system])
+                                 layout=w.Layout(width="100%"), **label)
+        settings = w.VBox([w.HBox([self.temperature, self.top_p]), w.HBox([self.max_new_tokens, self.do_sample]),
+                           w.HTML(f"<small>max_new_tokens: at most {self.max_tokens} (the endpoint's limit)</small>"),
+                           self.system])
+        settings.add_class("azml-chat-settings-box")
         self.settings = w.Accordion(children=[settings], titles=("Settings",))
         self.settings.selected_index = None
         title = w.HTML(f"<b>Chat with</b> <code>{html.escape(self.endpoint)}</code>")
         self.widget = w.VBox(
-            [title, self.conversation, w.HBox([self.input, self.send_button]),
-             w.HBox([self.sample_button, self.clear_button, self.status]), self.settings],
+            [title, self.panel, w.HBox([self.sample_button, self.clear_button, self.status]), self.settings],
             layout=w.Layout(width="100%", max_width="900px"),
         )
         self.widget.add_class("azml-chat")
         self.widget.add_class(f"azml-chat-live-{self._uid}")
-        self._controls = [self.input, self.send_button, self.sample_button, self.clear_button]
+        self.panel.host = self.widget.model_id
+        self._controls = [self.sample_button, self.clear_button]
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -143,9 +122,10 @@ class ChatBox:
 
     # ------------------------------------------------------------------ state
     @property
-    def params(self) -> ChatParams:
-        return ChatParams(temperature=float(self.temperature.value), top_p=float(self.top_p.value),
-                          do_sample=bool(self.do_sample.value), max_new_tokens=int(self.max_new_tokens.value))
+    def params(self) -> GenerationParams:
+        return GenerationParams(temperature=float(self.temperature.value), top_p=float(self.top_p.value),
+                                do_sample=bool(self.do_sample.value),
+                                max_new_tokens=min(int(self.max_new_tokens.value), self.max_tokens))
 
     @property
     def history(self) -> list[dict]:
@@ -170,30 +150,60 @@ class ChatBox:
             path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return path
 
+    def load(self, source) -> int:
+        """Load a history back: messages (a list of dicts), or a file written by ``export`` (``.jsonl``
+        rows of ``{"messages": [...]}``, the last row is used, or ``.json``). Returns the turns loaded."""
+        if isinstance(source, (str, Path)):
+            path = Path(source).expanduser()
+            if path.suffix == ".jsonl":
+                rows = [r for r in iter_jsonl(path) if isinstance(r, dict)]
+                source = rows[-1].get("messages") if rows else None
+            else:
+                source = json.loads(path.read_text(encoding="utf-8")).get("messages")
+        if not isinstance(source, list) or not all(
+                isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
+                for m in source):
+            raise AzmlError("a chat history is a list of {'role': system|user|assistant, 'content': text} messages; "
+                            "load a file written by box.export(path).")
+        with self._lock:
+            self.turns = [Turn(m["role"], m["content"]) for m in source if m["role"] != "system"]
+            system = [m["content"] for m in source if m["role"] == "system"]
+            if system:
+                self.system.value = system[0]
+            self._draw(final=True)
+        return len(self.turns)
+
     def clear(self) -> None:
+        self.stop()
         with self._lock:
             self.turns.clear()
+            self._recorded = None
             self.status.value = ""
             self._draw(final=True)
 
-    # ------------------------------------------------------------------ sending
-    def _on_input_msg(self, _widget, content, _buffers) -> None:
-        if content.get("event") == "submit":
-            self._start_send()
+    # ------------------------------------------------------------------ browser events
+    def _on_panel_msg(self, _widget, content, _buffers) -> None:
+        event = content.get("event") if isinstance(content, dict) else None
+        if event == "submit" and isinstance(content.get("text"), str):
+            self._start(content["text"])  # the text as it was when Enter was pressed
+        elif event == "stop":
+            self.stop()
+        elif event == "regenerate":
+            self._start(None, regenerate=True)
+        elif event == "edit":
+            self.edit_last()
 
-    def _start_send(self, text: str | None = None) -> None:
-        """Send from a button or Enter: in a worker thread, so the kernel stays free while it streams."""
-        if self.busy:
+    def _start(self, text: str | None, regenerate: bool = False, reference: str | None = None) -> None:
+        """Send from the browser: in a worker thread, so the kernel stays free while it streams."""
+        if self.busy or (text is not None and not text.strip()):
             return
-        text = self.input.value if text is None else text
-        if not text.strip():
-            return
+        target, args = (self.regenerate, ()) if regenerate else (self.send, (text, reference))
         self._set_busy(True)
         if self.threaded:
-            self._worker = threading.Thread(target=self.send, args=(text,), name="azml-chat", daemon=True)
+            self._worker = threading.Thread(target=target, args=args, name="azml-chat", daemon=True)
             self._worker.start()
         else:
-            self.send(text)
+            target(*args)
 
     def wait(self, timeout: float | None = 60) -> None:
         """Wait for a reply being sent in the background (tests, scripts)."""
@@ -203,61 +213,138 @@ class ChatBox:
 
     @property
     def busy(self) -> bool:
-        return self.send_button.disabled
+        return self.panel.busy
 
     def _set_busy(self, busy: bool) -> None:
+        self.panel.busy = busy
         for control in self._controls:
             control.disabled = busy
         self.status.value = "<i>waiting for the endpoint…</i>" if busy else ""
 
-    def try_sample(self) -> str | None:
-        """Send a prompt picked from the test data."""
-        prompts = sample_prompts(self.sample_file)
-        if not prompts:
-            self.status.value = "<span style='color:#cf222e'>no test data found for a sample prompt</span>"
-            return None
-        prompt = self._rng.choice(prompts)
-        self.input.value = prompt
-        self._start_send(prompt)
-        return prompt
+    # ------------------------------------------------------------------ actions
+    def stop(self) -> None:
+        """Stop the reply being generated: the request is closed, the partial reply kept and marked."""
+        with self._lock:
+            run, self._run = self._run, None
+            if run is None:
+                return
+            run.stop.set()
+            run.reply.stopped = True
+            self._draw(final=True)
+        self._set_busy(False)
 
-    def send(self, text: str) -> str | None:
-        """Send one user message; returns the reply, or None when the request failed (shown inline)."""
+    def try_sample(self) -> str | None:
+        """Send a prompt picked from the test data; its reference answer is shown after the reply."""
+        found = samples(self.sample_file)
+        if not found:
+            self.status.value = message_html("no test data found for a sample prompt", "error")
+            return None
+        sample = self._rng.choice(found)
+        if self.threaded:
+            self._start(sample.prompt, reference=sample.reference)
+        else:
+            self.send(sample.prompt, reference=sample.reference)
+        return sample.prompt
+
+    def regenerate(self) -> str | None:
+        """Drop the last reply and ask again with the same conversation."""
+        with self._lock:
+            users = [i for i, t in enumerate(self.turns) if t.role == "user"]
+            if not users:
+                self._set_busy(False)
+                return None
+            user = self.turns[users[-1]]
+            reference = next((t.content for t in self.turns[users[-1]:] if t.role == "reference"), None)
+            del self.turns[users[-1]:]
+        return self.send(user.content, reference)
+
+    def edit_last(self) -> str | None:
+        """Take the last message (and its reply) back into the input, to change and send again."""
+        with self._lock:
+            if self.busy:
+                return None
+            users = [i for i, t in enumerate(self.turns) if t.role == "user"]
+            if not users:
+                return None
+            text = self.turns[users[-1]].content
+            del self.turns[users[-1]:]
+            self._draw(final=True)
+        self.panel.put_draft(text)
+        return text
+
+    def send(self, text: str, reference: str | None = None) -> str | None:
+        """Send one user message; returns the reply (partial if stopped), or None when the request
+        failed (shown inline). ``reference`` (a sample's answer from the data) is shown after the reply."""
         text = text.strip()
         if not text:
             return None
         self._set_busy(True)
+        params = self.params
         with self._lock:
+            self._record_settings(params)
             messages = self.messages() + [{"role": "user", "content": text}]
             user = Turn("user", text)
             reply = Turn("assistant", "")
+            run = self._run = _Run(reply)
             self.turns += [user, reply]
-            self.input.value = ""
             self._draw(final=True)
+        started = time.monotonic()
+        first = final = None
+        pieces = self._reply_pieces(messages, params)
         try:
-            for piece in self._reply_pieces(messages):
+            for piece in pieces:
+                if run.stop.is_set():
+                    break
+                if isinstance(piece, Reply):  # the end of the stream: finish reason and usage
+                    final = piece
+                    continue
+                first = first or time.monotonic()
                 with self._lock:
+                    if first and not reply.content:
+                        self.status.value = ""  # tokens are arriving: no longer waiting
                     reply.content += piece
                     self._draw()
         except Exception as exc:  # every failure stays inside the widget
             message = exc.message if isinstance(exc, AzmlError) else f"{type(exc).__name__}: {exc}"
             with self._lock:
+                if run.stop.is_set():
+                    return reply.content
                 user.failed = reply.failed = True
                 if not reply.content:
                     self.turns.remove(reply)
                 self.turns.append(Turn("error", message, failed=True))
-                self.input.value = text  # ready to retry
+                self._run = None
                 self._draw(final=True)
+            self.panel.put_draft(text)  # ready to retry
             self._set_busy(False)
             return None
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # a stopped stream: closing it closes the request, and the server frees the row
         with self._lock:
-            self._draw(final=True)
-        self._set_busy(False)
+            reply.footer = reply_footer(final, reply.stopped, started, first, time.monotonic())
+            if reference:
+                self.turns.append(Turn("reference", reference))
+            if self._run is run:
+                self._run = None
+                self._draw(final=True)
+                self._set_busy(False)
+            else:
+                self._draw(final=True)
         return reply.content
 
-    def _reply_pieces(self, messages: list[dict]):
+    def _record_settings(self, params: GenerationParams) -> None:
+        """Write the system prompt and parameters into the transcript when they change."""
+        system = self.system.value.strip()
+        line = (f"temperature={params.temperature:g}, top_p={params.top_p:g}, max_new_tokens={params.max_new_tokens}, "
+                f"do_sample={params.do_sample}" + (f"; system prompt: {system}" if system else "; no system prompt"))
+        if line != self._recorded:
+            self._recorded = line
+            self.turns.append(Turn("settings", line))
+
+    def _reply_pieces(self, messages: list[dict], params: GenerationParams):
         """Streamed pieces when the endpoint streams, else the whole reply at once."""
-        params = self.params
         if self.stream:
             try:
                 pieces = iter(self.session.stream_chat(self.endpoint, messages, params))
@@ -267,54 +354,49 @@ class ChatBox:
             except NotImplementedError:
                 self.stream = False
             else:
-                yield first
-                yield from pieces
+                try:
+                    yield first
+                    yield from pieces
+                finally:
+                    close = getattr(pieces, "close", None)
+                    if close is not None:
+                        close()
                 return
-        yield self.session.chat(self.endpoint, messages, params)
+        from ..scoring import build_score_request, score_reply
+
+        response = self.session.invoke(self.endpoint, build_score_request(messages, params))
+        try:
+            reply = score_reply(response)  # finish reason and usage where the /score server reports them
+        except ValueError as exc:
+            raise AzmlError(f"the endpoint answered in an unknown shape: {exc}") from None
+        yield reply.text
+        yield reply
 
     # ------------------------------------------------------------------ drawing
     def _draw(self, final: bool = False) -> None:
-        """Redraw the widget (at most ~10 times a second while streaming) and, at the end, the saved copy."""
+        """Redraw the panel (at most ~10 times a second while streaming) and, at the end, the saved copy."""
         now = time.monotonic()
         if not final and now - self._last_draw < self.draw_every:
             return
         self._last_draw = now
-        self.conversation.value = self.transcript_html()
+        self.panel.transcript = self.transcript_html()
         if final and self._handle is not None:
             self._handle.update(self._static())
 
-    def transcript_html(self) -> str:
-        if not self.turns:
-            return "<div class='azml-chat-empty' style='color:#6e7781;padding:6px'>No messages yet.</div>"
-        parts = []
-        for turn in self.turns:
-            label, color = ROLE_STYLE.get(turn.role, (turn.role, "#fff"))
-            if turn.role == "assistant":
-                body = render_markdown(turn.content) if turn.content else "<i>…</i>"
-            else:
-                body = f"<div style='white-space:pre-wrap'>{html.escape(turn.content)}</div>"
-            note = " <small>(not sent again)</small>" if turn.failed and turn.role != "error" else ""
-            parts.append(
-                f"<div class='azml-chat-turn azml-chat-{turn.role}' style='background:{color};border-radius:6px;"
-                f"padding:4px 8px;margin:4px 0'><b>{label}</b>{note}{body}</div>"
-            )
-        return "<div class='azml-chat-transcript'>" + "".join(parts) + "</div>"
+    def transcript_html(self, buttons: bool = True) -> str:
+        return transcript_html(self.turns, buttons=buttons)
 
     def transcript_text(self) -> str:
-        return "\n".join(f"{t.role}: {t.content}" for t in self.turns) or "(no messages)"
+        return "\n".join(f"{t.role}: {t.content}" + (" [stopped]" if t.stopped else "") for t in self.turns) \
+            or "(no messages)"
 
     def _static(self):
         """The copy kept in the saved notebook; hidden while the live widget is on the page."""
-        from .jobview import Rich
+        from ..display import saved_twin
 
         uid = self._uid
         live, static = f"azml-chat-live-{uid}", f"azml-chat-static-{uid}"
-        style = (
-            f"<style>.jp-OutputArea:has(.{live}) .{static}, .output:has(.{live}) .{static}"
-            "{display:none}</style>"
-        )
-        body = (
-            f"<div class='{static}'><b>Chat with</b> <code>{html.escape(self.endpoint)}</code>"
-            f"{self.transcript_html()}</div>"
-        )
-        return Rich(style + body, f"Chat with {self.endpoint}\n{self.transcript_text()}")
+        body = (f"<style>{CSS}.{static} button{{display:none}}</style><b>Chat with</b> <code>{html.escape(self.endpoint)}</code>"
+                f"{self.transcript_html(buttons=False)}")
+        return saved_twin(live, static, body, f"Chat with {self.endpoint}\n{self.transcript_text()}")
+

@@ -16,27 +16,24 @@ import time
 from collections import deque
 
 from ..backends.base import COMPLETED, FAILED, RUNNING, JobStatus, MetricPoint
+from ..display import Rich
 from ..errors import AzmlError
+from ..api import Detached
 from .charts import loss_chart_png, loss_series, png_img_tag
+from .progress import StepRate, clean_log_lines
+
+# the live output of the latest view of each job in this kernel: a re-attach replaces it
+_VIEWS: dict[str, object] = {}
 
 STATE_COLORS = {COMPLETED: "#1a7f37", FAILED: "#cf222e", "Canceled": "#6e7781", RUNNING: "#0969da"}
-SUMMARY_METRICS = ("loss", "eval_loss", "train_loss", "mean_token_accuracy", "eval_mean_token_accuracy",
-                   "learning_rate", "grad_norm", "epoch", "train_runtime", "train_samples_per_second")
+# metric -> (how "best" reads, unit): loss is best low, accuracy high; the others have no best
+SUMMARY_METRICS = {"loss": (min, ""), "eval_loss": (min, ""), "train_loss": (min, ""),
+                   "mean_token_accuracy": (max, ""), "eval_mean_token_accuracy": (max, ""),
+                   "learning_rate": (None, ""), "grad_norm": (None, ""), "epoch": (None, "epochs"),
+                   "tokens_per_second": (None, "tokens/s"), "train_runtime": (None, "s"),
+                   "train_samples_per_second": (None, "rows/s")}
 STATE_ICONS = {COMPLETED: "✔", FAILED: "✖", "Canceled": "⊘", RUNNING: "▶", "Queued": "…", "Preparing": "…",
                "Finalizing": "…", "NotStarted": "·"}
-
-
-class Rich:
-    """A display object with HTML for notebooks and one plain line for terminals and logs."""
-
-    def __init__(self, html_text: str, text: str):
-        self.html, self.text = html_text, text
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def __repr__(self) -> str:
-        return self.text
 
 
 class JobView:
@@ -58,6 +55,9 @@ class JobView:
         self.log_step: str | None = None
         self.error: str | None = None
         self.detached = False
+        self.detached_at: float | None = None
+        self.rate = StepRate()
+        self._max_progress = 0.0
         self.finished = False
         self.html = ""
         self.renders = 0
@@ -82,7 +82,14 @@ class JobView:
                 from IPython.display import display
 
                 self._shown = True
+                earlier = _VIEWS.get(self.job)
+                if earlier is not None:  # the detached view of this job says where it went
+                    earlier.update(Rich(f"<div class='azml-jobview'><i>{html.escape(self.job)}: re-attached at "
+                                        f"{time.strftime('%H:%M')}; the view is in a later cell.</i></div>",
+                                        f"{self.job}: re-attached at {time.strftime('%H:%M')}"))
                 self._handle = display(self._rich(self._live_html()), display_id=True)
+                if self._handle is not None:
+                    _VIEWS[self.job] = self._handle
 
     def run(self, background: bool = False) -> None:
         """Watch until the job ends. Ctrl-C detaches (the job goes on); ``background`` returns at once."""
@@ -91,14 +98,10 @@ class JobView:
             self._thread = threading.Thread(target=self._loop, name=f"azml-jobview-{self.job}", daemon=True)
             self._thread.start()
             return None
-        try:
-            self._loop(raise_errors=True)
-        except KeyboardInterrupt:
+        if isinstance(self._loop(raise_errors=True), Detached):
             self.detach()
-            print(
-                f"Detached from {self.job}; the job goes on. Re-attach: %azml_jobs attach {self.job}   "
-                f"Cancel: %azml_jobs cancel {self.job}"
-            )
+            if self._handle is None and self._target is None:  # no output to say it in: say it once here
+                print(self.detached_text())
         return None
 
     def wait(self, timeout: float | None = None) -> JobStatus | None:
@@ -116,39 +119,47 @@ class JobView:
     def detach(self) -> None:
         self._stop.set()
         with self._lock:
-            self.detached = True
+            self.detached, self.detached_at = True, time.time()
             self._publish(force=True)
+
+    def detached_text(self) -> str:
+        at = time.strftime("%H:%M", time.localtime(self.detached_at or time.time()))
+        return (f"{self.job}: detached at {at}; the job goes on. Re-attach with %azml_jobs attach {self.job}; "
+                f"cancel with %azml_jobs cancel {self.job}")
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _loop(self, raise_errors: bool = False) -> None:
-        while not self._stop.is_set():
-            try:
-                status = self.poll()
-            except Exception as exc:  # shown inline: a background thread has nowhere else to report
-                with self._lock:
-                    self.error = exc.message if isinstance(exc, AzmlError) else f"{type(exc).__name__}: {exc}"
-                    self._publish(force=True)
-                if raise_errors and isinstance(exc, AzmlError):
-                    raise
-                return
-            if status.done:
-                self.finish()
-                return
-            self._stop.wait(self.interval)
+    def _loop(self, raise_errors: bool = False):
+        """Session.watch is the one poll loop; this view only draws what each round brings."""
+        try:
+            result = self.session.watch(self.job, on_update=self.update, interval=self.interval, stop=self._stop)
+        except Exception as exc:  # shown inline: a background thread has nowhere else to report
+            with self._lock:
+                self.error = exc.message if isinstance(exc, AzmlError) else f"{type(exc).__name__}: {exc}"
+                self._publish(force=True)
+            if raise_errors and isinstance(exc, AzmlError):
+                raise
+            return None
+        if not isinstance(result, Detached) and result is not None and result.done:
+            self.finish()
+        return result
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> JobStatus:
-        """One round: status, new log lines, metrics (throttled); then redraw if due."""
-        backend = self.session.require()
-        status = backend.status(self.job)
-        chunk = backend.logs(self.job, self._cursor)
+        """One round by hand: the job's status, then what :meth:`update` draws."""
+        status = self.session.job(self.job)
+        self.update(status)
+        return status
+
+    def update(self, status: JobStatus) -> None:
+        """Take one status: fetch new log lines and metrics (throttled) through the session; redraw if due."""
+        chunk = self.session.logs(self.job, self._cursor)
         now = time.monotonic()
         metrics = None
         if status.done or now - self._last_metrics >= self.chart_every:
-            metrics = backend.metrics(self.job)
+            metrics = self.session.metrics(self.job)
             self._last_metrics = now
         with self._lock:
             changed = self.status is None or self.status.state != status.state or _step_states(self.status) != _step_states(status)
@@ -158,20 +169,17 @@ class JobView:
             if chunk.step and chunk.step != self.log_step:
                 self.log_step = chunk.step
                 self.log_tail.clear()
-            self.log_tail.extend(line.rstrip("\n") for line in chunk.lines)
+            self.log_tail.extend(clean_log_lines(chunk.lines))
+            self.rate.see(status.train_step)
             if metrics is not None:
                 self.metrics = metrics
             self._publish(force=changed)
-        return status
 
     def finish(self) -> None:
         """Replace the live view with the static summary (kept in the saved notebook)."""
         with self._lock:
             self.finished = True
             self._publish(force=True)
-        state = getattr(self.session, "state", None)
-        if state is not None and self.status is not None:
-            state.update("jobs", self.job, state=self.status.state)
 
     # ------------------------------------------------------------------ drawing
     def _publish(self, force: bool = False) -> None:
@@ -193,6 +201,8 @@ class JobView:
         st = self.status
         state = st.state if st else "starting"
         steps = ", ".join(f"{s.name}: {s.state}" for s in st.steps) if st and st.steps else ""
+        if self.detached:
+            return self.detached_text()
         return f"{self.job}: {state}" + (f" ({steps})" if steps else "") + f", {_duration(self.elapsed())}"
 
     def elapsed(self) -> float:
@@ -202,25 +212,33 @@ class JobView:
         return max(0.0, end - start)
 
     def progress(self) -> float | None:
-        """0..1: the backend's own figure, else the share of steps completed."""
+        """0..1, never lower than shown before: pipeline steps done, the running one counted by its
+        training steps where the backend counts them; else the backend's own figure."""
         st = self.status
         if st is None:
             return None
         if st.done and st.state == COMPLETED:
             return 1.0
-        if st.progress is not None:
-            return min(1.0, max(0.0, float(st.progress)))
-        if st.steps:
-            return sum(s.state == COMPLETED for s in st.steps) / len(st.steps)
-        return None
+        train = (st.train_step or 0) / st.train_steps if st.train_steps else None
+        if st.steps and (train is not None or st.progress is None):
+            # pipeline steps done, the running one counted by its training steps where known: monotonic
+            running = train if train is not None and any(s.state == RUNNING for s in st.steps) else 0.0
+            p = (sum(s.state == COMPLETED for s in st.steps) + running) / len(st.steps)
+        elif train is not None:
+            p = train
+        elif st.progress is not None:
+            p = float(st.progress)
+        else:
+            return None
+        self._max_progress = max(self._max_progress, min(1.0, max(0.0, p)))
+        return self._max_progress
 
     def eta(self) -> float | None:
-        """Seconds left, from the elapsed time and the progress so far."""
-        p = self.progress()
+        """Seconds left, from the training steps' rate (None where the backend does not count steps)."""
         st = self.status
-        if p is None or p <= 0.0 or p >= 1.0 or st is None or st.done:
+        if st is None or st.done or not st.train_steps:
             return None
-        return self.elapsed() * (1.0 - p) / p
+        return self.rate.left(st.train_steps)
 
     def chart_png(self) -> bytes | None:
         """The loss chart, redrawn only when the loss series grew."""
@@ -234,15 +252,18 @@ class JobView:
         st = self.status
         state = st.state if st else "starting"
         color = STATE_COLORS.get(state, "#9a6700")
+        if self.detached and not (st and st.done):
+            state += f" when detached at {time.strftime('%H:%M', time.localtime(self.detached_at or time.time()))}"
         url = (st.url if st and st.url else None) or _session_url(self.session, self.job)
         name = html.escape(self.job)
         if url and url.startswith(("https://", "http://")):
             link = f"<a href='{html.escape(url, quote=True)}' target='_blank'>{name}</a>"
         else:  # a local job's "url" is its folder: no link a browser could follow
             link = f"<code>{name}</code>" + (f" <small>({html.escape(url)})</small>" if url else "")
+        evals = f"<div><small>eval loss on {html.escape(st.eval_split)}</small></div>" if st and st.eval_split else ""
         return (
             f"<div><b>Job</b> {link} &nbsp; <span style='color:{color};font-weight:bold'>{html.escape(state)}</span>"
-            f" &nbsp; elapsed {_duration(self.elapsed())}</div>"
+            f" &nbsp; elapsed {_duration(self.elapsed())}</div>{evals}"
         )
 
     def _steps_table(self) -> str:
@@ -271,9 +292,14 @@ class JobView:
         p = self.progress()
         if p is None:
             return ""
-        eta = self.eta()
-        left = f", about {_duration(eta)} left" if eta is not None else ""
+        st, eta = self.status, self.eta()
         pct = int(round(p * 100))
+        left = ""
+        if st.train_steps and not st.done:
+            rate = self.rate.rate()
+            left = f" · step {st.train_step or 0} of {st.train_steps}"
+            left += f" · {rate:.2f} steps/s" if rate else ""
+            left += (f" · about {_duration(eta)} left" if eta >= 1 else " · finishing") if eta is not None else ""
         return (
             "<div style='display:flex;align-items:center;gap:8px;margin:4px 0'>"
             "<div style='width:240px;height:10px;background:#eaeef2;border-radius:5px;overflow:hidden'>"
@@ -288,7 +314,8 @@ class JobView:
         body = html.escape("\n".join(self.log_tail))
         return (
             f"<div style='margin-top:4px'><b>{title}</b> (last {len(self.log_tail)} lines)</div>"
-            f"<pre style='max-height:14em;overflow:auto;font-size:85%;margin:2px 0'>{body}</pre>"
+            "<pre style='max-height:14em;overflow:auto;font-size:85%;margin:2px 0;white-space:pre-wrap;"
+            f"overflow-wrap:anywhere'>{body}</pre>"
         )
 
     def _chart_block(self) -> str:
@@ -300,13 +327,18 @@ class JobView:
         if self.error:
             parts.append(f"<div style='color:#cf222e'>Could not poll the job: {html.escape(self.error)}</div>")
         if self.detached:
+            at = time.strftime("%H:%M", time.localtime(self.detached_at or time.time()))
             parts.append(
-                f"<div><i>Detached; the job goes on. Re-attach: <code>%azml_jobs attach {html.escape(self.job)}</code>"
-                f" &nbsp; Cancel: <code>%azml_jobs cancel {html.escape(self.job)}</code></i></div>"
+                f"<div><i>Detached at {at}; the job goes on. Re-attach with <code>%azml_jobs attach "
+                f"{html.escape(self.job)}</code> &nbsp; Cancel: <code>%azml_jobs cancel {html.escape(self.job)}</code>"
+                "</i></div>"
             )
         return "".join(parts)
 
     def _live_html(self) -> str:
+        if self.detached:  # a saved notebook must not claim it still runs: what was seen, and when
+            return ("<div class='azml-jobview azml-job-detached'>" + self._header() + self._steps_table()
+                    + self._chart_block() + self._notes() + "</div>")
         return (
             "<div class='azml-jobview'>" + self._header() + self._progress_bar() + self._steps_table()
             + self._log_block() + self._chart_block() + self._notes() + "</div>"
@@ -353,15 +385,17 @@ def _metrics_table(metrics: dict[str, list[MetricPoint]]) -> str:
     for name in names:
         points = metrics[name]
         values = [p.value for p in points]
+        best, unit = SUMMARY_METRICS.get(name, (None, ""))
+        shown = f"{_num(best(values))} ({'lowest' if best is min else 'highest'})" if best and len(values) > 1 else ""
         rows.append(
             f"<tr><td style='text-align:left'>{html.escape(name)}</td><td>{len(points)}</td><td>{_num(values[0])}</td>"
-            f"<td>{_num(values[-1])}</td><td>{_num(min(values))}</td></tr>"
+            f"<td>{_num(values[-1])}</td><td>{shown}</td><td>{html.escape(unit)}</td></tr>"
         )
     if not rows:
         return ""
     return (
         "<table class='azml-metrics'><thead><tr><th style='text-align:left'>metric</th><th>points</th>"
-        "<th>first</th><th>last</th><th>min</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>first</th><th>last</th><th>best</th><th>unit</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 

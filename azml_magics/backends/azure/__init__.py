@@ -15,17 +15,22 @@ compares the two field by field; everything else is the same):
 - job tags ``azml.base_model`` / ``azml.base_model_name`` and model tags ``azml.job``,
   ``azml.base_model``, ``inference_compute_allow_list``: lineage, so registering a job twice finds
   the first registration and deploying checks the base model's inference allow list;
+- tags ``azml.created_by`` / ``azml.record`` on the cluster, endpoint, deployment and job (owned.py):
+  a damaged state record is rebuilt from them, so ``%azml_delete --all`` still finds what bills;
 - nothing is created when a check fails: model lifecycle, fine-tune and inference allow lists, the
-  region's sizes, an existing cluster's size, the parameter names (the original created the cluster
-  first, and only printed a warning for the deployment VM).
+  region's sizes, an existing cluster's size, the parameter names, and the upload itself (data goes
+  up before the cluster is created, so a missing Storage Blob Data Contributor role on an identity-based
+  datastore is one line with nothing created; the original created the cluster first, and only printed
+  a warning for the deployment VM).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from ...errors import AzmlError, NotConnected, SpecError
-from ..base import ChatParams, ComputeInfo, DataFiles, Endpoint, JobRef, JobStatus, LogChunk, MetricPoint, ModelInfo, ModelRef, Workspace
+from ...errors import AzmlError, NotConnected, NotFound, SpecError
+from ...scoring import GenerationParams
+from ..base import COMPUTE_DELETION, DATA_UPLOAD, ENDPOINT_KEY, ESTIMATE, FINETUNING_JOBS, OWNED_RESOURCES, REGISTERED_MODELS, REGISTRY_DEPLOY, TERMINAL_STATES, TOKENIZER, TRACKING, ComputeInfo, Endpoint, JobRef, JobStatus, LogChunk, MetricPoint, ModelInfo, ModelRef, Tracking, Workspace
 
 CHAT_TASK = "chat-completion"
 MODEL_LIST_LIMIT = 500
@@ -41,6 +46,8 @@ class AzureBackend:
     name = "azure"
     extra = None
     requires = ("azure.ai.ml", "azure.identity")
+    capabilities = frozenset({TOKENIZER, REGISTERED_MODELS, COMPUTE_DELETION, REGISTRY_DEPLOY, OWNED_RESOURCES,
+                              TRACKING, DATA_UPLOAD, FINETUNING_JOBS, ENDPOINT_KEY, ESTIMATE})
 
     def __init__(self) -> None:
         self.clients = None
@@ -49,7 +56,11 @@ class AzureBackend:
         self.deploy_timeout = 3600.0
         self._models: dict[str, ModelInfo] = {}
         self._component = None
+        self._uploaded: tuple[dict, dict] | None = None  # (files, upload.Uploaded per split) of upload_data
         self._tracking_uri: str | None = None
+        self._tokenizers: dict[str, object] = {}  # Hugging Face id -> tokenizer (None: not at hand)
+        self.record: str | None = None  # the state record's id, tagged on what we create (owned.py)
+        self._serverless: dict[str, bool] = {}  # endpoint name -> whether it is a serverless endpoint
 
     # ------------------------------------------------------------------ connect
     def connect(self, options: dict) -> Workspace:
@@ -75,7 +86,36 @@ class AzureBackend:
                 "credential": clients.credential_name,
             },
         )
+        from ... import defaults
+        from ...state import record_id
+
+        self.record = record_id(options.get("home") or defaults.default_home(), self.workspace.key)
         return self.workspace
+
+    def _owner_tags(self) -> dict[str, str]:
+        from .owned import owner_tags
+
+        self._ws()
+        return owner_tags(self.record)
+
+    def tracking(self) -> Tracking:
+        """The workspace's MLflow, signed with this connection's credential (tracking.py)."""
+        from . import tracking
+
+        self._ws()
+        if not self._tracking_uri:
+            raise AzmlError(f"workspace {self.workspace.name} reports no mlflow_tracking_uri; evaluation runs "
+                            "cannot be logged there.")
+        return Tracking(tracking.client(self._tracking_uri, self.clients.credential),
+                        where=f"workspace {self.workspace.name}'s MLflow", artifacts=False,
+                        no_artifacts="Azure ML run files need the azureml-mlflow plugin, whose newest release "
+                                     "(1.62.0.post6) pins mlflow-skinny<=3.15.0")
+
+    def owned_resources(self) -> dict[str, dict[str, dict]]:
+        """The endpoints, jobs and clusters tagged with this home's record id (see owned.py)."""
+        from . import owned
+
+        return owned.owned_resources(self._ws(), self.record)
 
     def _ws(self):
         if self.clients is None:
@@ -88,14 +128,16 @@ class AzureBackend:
             return self.clients.registry
         from azure.ai.ml import MLClient
 
-        return MLClient(self.clients.credential, registry_name=name)
+        from .connection import SDK_BARS
+
+        return MLClient(self.clients.credential, registry_name=name, show_progress=SDK_BARS)
 
     # ------------------------------------------------------------------ models
     def get_model(self, name: str, version: str | None = None, label: str | None = "latest") -> ModelInfo:
         from . import modelcard
         from .remote import is_not_found, remote_error
 
-        registry, name, version = _parse_model_id(name, version)
+        registry, name, version = modelcard.parse_model_id(name, version)
         client = self._registry(registry)
         try:
             if version:
@@ -109,24 +151,28 @@ class AzureBackend:
                     f"'{registry or self.clients.registry_name}' registry; list models with %azml_models."
                 ) from None
             raise remote_error(err, f"read model '{name}' from the registry") from None
-        info = modelcard.from_sdk(model)
+        info = modelcard.from_sdk(model, modelcard.raw_properties(client, name, str(model.version)))
         self._models[info.id] = info
         return info
 
     def list_models(self, task: str = CHAT_TASK) -> list[ModelInfo]:
-        """Registry models whose fine-tuning tasks include ``task`` (archived and retired ones left out)."""
+        """Registry models whose fine-tuning tasks include ``task``, live ones first; each card carries
+        its state (live, archived, retiring on a date), allow lists and minimum SKU."""
         from . import modelcard
         from .remote import remote_error
 
         client = self._registry()
         out: list[ModelInfo] = []
         try:
-            containers = list(client.models.list())
+            # "All": the default view (ActiveOnly) hides archived models, which the list shows with their state.
+            # A plain string: SDK 1.35's registry list sends an enum member as 'ListViewType.ALL'.
+            containers = list(client.models.list(list_view_type="All"))
         except Exception as err:
             raise remote_error(err, "list registry models") from None
         def card(name: str) -> ModelInfo | None:
             try:
-                return modelcard.from_sdk(client.models.get(name, label="latest"))
+                model = client.models.get(name, label="latest")
+                return modelcard.from_sdk(model, modelcard.raw_properties(client, name, str(model.version)))
             except Exception:  # a model we cannot read is not one to offer
                 return None
 
@@ -135,29 +181,26 @@ class AzureBackend:
         with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per model: the listing has no tags
             cards = list(pool.map(card, [c.name for c in containers[:MODEL_LIST_LIMIT]]))
         for info in cards:
-            if info and modelcard.supports_task(info, task) and not info.archived and not info.deprecated:
+            if info and modelcard.supports_task(info, task):
                 out.append(info)
-        return sorted(out, key=lambda m: m.name.lower())
+        return sorted(out, key=lambda m: (bool(m.archived or m.deprecated), m.name.lower()))
+
+    def estimate(self, plan):
+        """Rows, tokens and optimizer steps of a pipeline run (plan_estimate.py says what it cannot know)."""
+        from . import plan_estimate
+
+        return plan_estimate.estimate_plan(plan, self.tokenizer_for(plan.model))
 
     def tokenizer_for(self, model: ModelInfo):
         """The model's Hugging Face tokenizer when it is cached or reachable, else None."""
-        import os
-
         hf_id = model.tags.get("huggingface_model_id") or model.tags.get("hf_model_id")
         if not hf_id:
             return None
-        try:
-            from transformers import AutoTokenizer
-        except ImportError:
-            return None
-        for local_only in (True, False):
-            if not local_only and os.environ.get("HF_HUB_OFFLINE") == "1":
-                break
-            try:
-                return AutoTokenizer.from_pretrained(hf_id, local_files_only=local_only)
-            except Exception:
-                continue
-        return None
+        if hf_id not in self._tokenizers:  # one load per kernel: the data checks and the estimate share it
+            from .hf import load_tokenizer
+
+            self._tokenizers[hf_id] = load_tokenizer(model.name, hf_id)
+        return self._tokenizers[hf_id]
 
     # ------------------------------------------------------------------ compute
     def check_compute(self, spec, model: ModelInfo) -> ComputeInfo:
@@ -168,7 +211,7 @@ class AzureBackend:
     def ensure_compute(self, spec, model: ModelInfo) -> ComputeInfo:
         from . import compute
 
-        return compute.ensure(self._ws(), spec, model, self.progress)
+        return compute.ensure(self._ws(), spec, model, self.progress, tags=self._owner_tags())
 
     def delete_compute(self, name: str) -> None:
         from . import compute
@@ -192,19 +235,52 @@ class AzureBackend:
     def ignored_parameters(self) -> dict[str, str]:
         return {}
 
-    def submit(self, spec, effective, data: DataFiles, model: ModelInfo, compute: ComputeInfo) -> JobRef:
-        from . import pipeline, upload
-        from .remote import remote_error
-        from ...spec import pipeline_display_name
+    def check_finetuning(self, spec, model: ModelInfo, mode: str) -> ComputeInfo | None:
+        from . import finetuning
 
+        return finetuning.check(self._ws(), spec, model, mode)
+
+    def delete_subscription(self, name: str) -> None:
+        from . import finetuning
+
+        finetuning.delete_subscription(self._ws(), name, self.progress)
+
+    def upload_data(self, plan) -> None:
+        """Upload the plan's data (data assets named by content hash) before any cluster is created."""
+        from . import pipeline, upload
+
+        files = pipeline.split_files(plan.data)
+        self._uploaded = (files, upload.upload_all(self._ws(), files, self.progress))
+
+    def submit(self, plan) -> JobRef:
+        """Submit the chat_completion_pipeline job on the data upload_data sent (uploaded here if not)."""
+        from . import pipeline
+        from .remote import remote_error
+
+        spec, effective, data, model, compute = plan.spec, plan.effective, plan.data, plan.model, plan.compute
         client = self._ws()
+        if plan.mode != "pipeline":
+            from . import finetuning
+
+            subscriptions = finetuning.ensure_subscription(client, model, self.progress)
+            try:
+                if self._uploaded is None or self._uploaded[0] != pipeline.split_files(data):
+                    self.upload_data(plan)
+                uploaded = self._uploaded[1]
+                tags = {**spec.tags, "azml.base_model": model.id, "azml.base_model_name": model.name, **self._owner_tags()}
+                return finetuning.submit(client, plan, pipeline.data_uris(uploaded), tags, self.progress, subscriptions)
+            except BaseException:  # nothing was recorded yet: a subscription made for this job goes with it
+                for name in subscriptions:
+                    finetuning.delete_subscription(client, name, self.progress)
+                raise
         component = self._get_component(spec.pipeline_version)
         inputs = pipeline.input_names(component)
-        uploaded = upload.upload_all(client, pipeline.split_files(data), self.progress)
+        if self._uploaded is None or self._uploaded[0] != pipeline.split_files(data):
+            self.upload_data(plan)
+        uploaded = self._uploaded[1]
         call = pipeline.call_arguments(effective, inputs, model, compute, pipeline.data_uris(uploaded))
-        gpus = compute.gpus_per_node if compute else 1
-        display = spec.name or pipeline_display_name(spec.model, effective.values, gpus)
-        tags = {**spec.tags, "azml.base_model": model.id, "azml.base_model_name": model.name}
+        display = plan.display_name
+        tags = {**spec.tags, "azml.base_model": model.id, "azml.base_model_name": model.name, **self._owner_tags()}
         job = pipeline.build_job(component, call, display, tags)
         try:
             created = client.jobs.create_or_update(job, experiment_name=spec.experiment_name)
@@ -235,9 +311,17 @@ class AzureBackend:
         return jobs.metrics(self.clients.credential, self._tracking_uri, experiment, job)
 
     def cancel(self, job: str) -> JobStatus:
+        """Cancel JOB; one that ended meanwhile (the service refuses to cancel it) is simply its final status."""
+        from ...errors import AzmlError
         from . import jobs
 
-        jobs.cancel(self._ws(), job)
+        try:
+            jobs.cancel(self._ws(), job)
+        except AzmlError:
+            status = jobs.status(self._ws(), job)
+            if status.state in TERMINAL_STATES:
+                return status
+            raise
         return jobs.status(self._ws(), job)
 
     def list_jobs(self) -> list[JobStatus]:
@@ -259,11 +343,16 @@ class AzureBackend:
     def register(self, job: str, name: str | None = None, version: str | None = None) -> ModelRef:
         from . import deploy
 
+        from . import finetuning
+
         client = self._ws()
         try:
-            base_id = (client.jobs.get(job).tags or {}).get(deploy.TAG_BASE)
+            found = client.jobs.get(job)
+            base_id = (found.tags or {}).get(deploy.TAG_BASE)
         except Exception:
-            base_id = None  # register() reads the job again and reports the error
+            found = base_id = None  # register() reads the job again and reports the error
+        if found is not None and finetuning.is_finetuning_job(found):
+            return finetuning.register(client, found, self.progress)
         return deploy.register(client, job, name=name, version=version, foundation=self._foundation(base_id),
                                progress=self.progress)
 
@@ -272,44 +361,97 @@ class AzureBackend:
 
         return deploy.get_registered(self._ws(), name, version, label)
 
-    def deploy(self, model: ModelRef, spec) -> Endpoint:
+    def registry_model(self, model_id: str) -> ModelRef:
+        """A registry model (a base model) as a ref that deploy() takes: the registry id is the deployment's
+        model, and the card's inference allow list is checked as for a fine-tuned one."""
         from . import deploy
+
+        return deploy.registry_ref(self.get_model(model_id))
+
+    def deploy(self, model: ModelRef, spec) -> Endpoint:
+        from . import deploy, finetuning
+
+        if finetuning.is_serverless_model(self._ws(), model):
+            endpoint = finetuning.deploy(self._ws(), model, spec, self.progress, self._owner_tags())
+            self._serverless[endpoint.name] = True
+            return endpoint
 
         allowed = deploy.inference_allow_list(model, self._foundation)
-        return deploy.deploy(self._ws(), model, spec, allowed, timeout=self.deploy_timeout, progress=self.progress)
+        return deploy.deploy(self._ws(), model, spec, allowed, timeout=self.deploy_timeout, progress=self.progress,
+                             tags=self._owner_tags())
+
+    def _is_serverless(self, name: str) -> bool:
+        """Whether endpoint NAME is a serverless one (asked once per name, then remembered)."""
+        from . import finetuning
+
+        if name not in self._serverless:
+            self._serverless[name] = finetuning.get(self._ws(), name) is not None
+        return self._serverless[name]
 
     def get_endpoint(self, name: str) -> Endpoint:
-        from . import deploy
+        from . import deploy, finetuning
 
+        if self._is_serverless(name):
+            found = finetuning.get(self._ws(), name)
+            if found is not None:
+                return found
+            self._serverless.pop(name, None)
+            raise NotFound(f"endpoint {name} does not exist in this workspace; see %azml_endpoints.")
         return deploy.get_endpoint(self._ws(), name)
 
     def list_endpoints(self) -> list[Endpoint]:
-        from . import deploy
+        from . import deploy, finetuning
 
-        return deploy.list_endpoints(self._ws())
+        try:
+            serverless = [finetuning.endpoint_of(ep) for ep in self._ws().serverless_endpoints.list()]
+        except Exception:  # noqa: BLE001 - a workspace without serverless endpoints still lists its online ones
+            serverless = []
+        return deploy.list_endpoints(self._ws()) + serverless
+
+    def endpoint_key(self, name: str) -> str:
+        """The endpoint's primary key, for a client the user builds (openai_client); never shown."""
+        from . import finetuning
+        from .remote import remote_error
+
+        if self._is_serverless(name):
+            return finetuning.key(self._ws(), name)
+        try:
+            return self._ws().online_endpoints.get_keys(name=name).primary_key
+        except Exception as err:
+            raise remote_error(err, f"read the keys of endpoint {name}") from None
 
     def invoke(self, endpoint: str, request: dict) -> dict:
-        from . import deploy
+        from . import deploy, finetuning
 
-        return deploy.invoke(self._ws(), endpoint, request)
+        if not self._is_serverless(endpoint):
+            return deploy.invoke(self._ws(), endpoint, request)
+        from ... import scoring
 
-    def stream_chat(self, endpoint: str, messages: list[dict], params: ChatParams) -> Iterator[str]:
-        from . import deploy
+        if "messages" in request:  # already an OpenAI chat body
+            return finetuning.chat(self._ws(), endpoint, request)
+        parsed = scoring.parse_score_request(request)  # a /score body: sent as the chat route's
+        reply = finetuning.chat(self._ws(), endpoint, scoring.build_chat_request(parsed.conversations[0], parsed.params))
+        return {"output": reply["choices"][0]["message"]["content"]}
 
-        return deploy.stream_chat(self._ws(), endpoint, messages, params)
+    def stream_chat(self, endpoint: str, messages: list[dict], params: GenerationParams) -> Iterator:
+        from . import deploy, finetuning
+
+        if not self._is_serverless(endpoint):
+            return deploy.stream_chat(self._ws(), endpoint, messages, params)
+        from ... import scoring
+
+        body = finetuning.chat(self._ws(), endpoint, scoring.build_chat_request(messages, params))
+        choice = body["choices"][0]
+        prompt_tokens, completion_tokens = scoring.usage_counts(body.get("usage"))
+        reply = scoring.Reply(choice["message"]["content"], choice.get("finish_reason"), prompt_tokens, completion_tokens)
+        return iter([reply.text, reply])  # answered whole: one piece, then the finished Reply
 
     def delete_endpoint(self, name: str) -> None:
-        from . import deploy
+        from . import deploy, finetuning
 
+        if self._is_serverless(name):
+            finetuning.delete(self._ws(), name, self.progress)
+            self._serverless.pop(name, None)
+            return
         deploy.delete_endpoint(self._ws(), name, self.progress)
 
-
-def _parse_model_id(ref: str, version: str | None) -> tuple[str | None, str, str | None]:
-    """(registry or None, name, version) from a name or an azureml://registries/... id."""
-    if ref.startswith("azureml://registries/"):
-        parts = ref[len("azureml://"):].split("/")
-        registry = parts[1] if len(parts) > 1 else None
-        name = parts[3] if len(parts) > 3 and parts[2] == "models" else ref
-        ver = parts[5] if len(parts) > 5 and parts[4] == "versions" else version
-        return registry, name, ver
-    return None, ref, version

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...defaults import CREDENTIALS
 from ...errors import AzmlError, NotConnected
 from .remote import remote_error
 
-CREDENTIALS = ("auto", "default", "cli", "device-code", "managed-identity", "browser")
+# MLClient(show_progress=...): the SDK's own tqdm bars on uploads would spill into the cell beside our
+# wait line (azure.ai.ml _ml_client.py: "show_progress: Specifies whether or not to display progress
+# bars for long-running operations (e.g. customer files uploads)", default True)
+SDK_BARS = False
 
 
 @dataclass
@@ -83,12 +87,13 @@ def workspace_client(credential, options: dict):
     rg = options.get("resource_group")
     ws = options.get("workspace_name")
     if sub and rg and ws:
-        return MLClient(credential, subscription_id=sub, resource_group_name=rg, workspace_name=ws)
+        return MLClient(credential, subscription_id=sub, resource_group_name=rg, workspace_name=ws, show_progress=SDK_BARS)
     config_path = options.get("config_path")
     if config_path and not Path(config_path).expanduser().exists():
         raise AzmlError(f"config file not found: {config_path}; download config.json from the Azure ML studio.")
     try:
-        client = MLClient.from_config(credential, path=str(Path(config_path).expanduser()) if config_path else None)
+        client = MLClient.from_config(credential, path=str(Path(config_path).expanduser()) if config_path else None,
+                                      show_progress=SDK_BARS)
     except Exception as err:
         if type(err).__name__ in ("ValidationException", "FileNotFoundError") or "config" in str(err).lower():
             missing = [n for n, v in (("--subscription", sub), ("--resource-group", rg), ("--workspace", ws)) if not v]
@@ -103,6 +108,7 @@ def workspace_client(credential, options: dict):
             subscription_id=sub or client.subscription_id,
             resource_group_name=rg or client.resource_group_name,
             workspace_name=ws or client.workspace_name,
+            show_progress=SDK_BARS,
         )
     return client
 
@@ -115,7 +121,7 @@ def connect(options: dict) -> Clients:
     client = workspace_client(credential, options)
     registry_name = options.get("registry") or "azureml"
     try:
-        registry = MLClient(credential, registry_name=registry_name)
+        registry = MLClient(credential, registry_name=registry_name, show_progress=SDK_BARS)
     except Exception as err:
         raise remote_error(err, f"open the model registry '{registry_name}'") from None
     return Clients(

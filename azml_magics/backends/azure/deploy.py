@@ -14,6 +14,7 @@ import tempfile
 import time
 from typing import Callable, Iterator
 
+from ...defaults import MODEL_NAME_SUFFIX
 from ...errors import NotFound, RemoteError, SpecError
 from ..base import Endpoint, ModelInfo, ModelRef
 from .modelcard import check_size, sku_list
@@ -22,6 +23,7 @@ from .remote import is_not_found, remote_error, text
 TAG_JOB = "azml.job"
 TAG_BASE = "azml.base_model"
 TAG_INFERENCE = "inference_compute_allow_list"
+TAG_REGISTRY = "azml.registry_model"
 TRAINED_OUTPUT = "trained_model"
 
 
@@ -35,7 +37,8 @@ def base_name(model_id_or_name: str) -> str:
 
 def model_ref(model) -> ModelRef:
     tags = {str(k): str(v) for k, v in (model.tags or {}).items()}
-    return ModelRef(name=model.name, version=str(model.version), id=model.id, job=tags.get(TAG_JOB), tags=tags)
+    job = tags.get(TAG_JOB) or getattr(model, "job_name", None)  # a FineTuning job's output names its job
+    return ModelRef(name=model.name, version=str(model.version), id=model.id, job=job, tags=tags)
 
 
 def _find_registration(client, name: str, job: str):
@@ -47,6 +50,20 @@ def _find_registration(client, name: str, job: str):
         if not is_not_found(err):
             raise remote_error(err, f"list versions of model '{name}'") from None
     return None
+
+
+def _refuse_taken_version(client, name: str, version: str) -> None:
+    """Azure answers a PUT of an existing model version with 200 and overwrites it (recorded), so a
+    version another job registered must be refused here, before anything is written."""
+    try:
+        taken = client.models.get(name=name, version=version)
+    except Exception as err:
+        if is_not_found(err):
+            return
+        raise remote_error(err, f"read model {name}:{version}") from None
+    owner = (taken.tags or {}).get(TAG_JOB)
+    raise SpecError(f"model {name}:{version} already exists{f' (registered from job {owner})' if owner else ''}; "
+                    "choose another --version, or leave it out for a new one.")
 
 
 def register(
@@ -68,11 +85,13 @@ def register(
         )
     tags = dict(job.tags or {})
     base = foundation.name if foundation else tags.get("azml.base_model_name") or base_name(tags.get(TAG_BASE, job_name))
-    name = name or f"{base}-ultrachat-200k".replace("/", "-")
+    name = name or f"{base}{MODEL_NAME_SUFFIX}".replace("/", "-")
     existing = _find_registration(client, name, job_name)
     if existing is not None:
         progress(f"Job {job_name} is already registered as {existing.name}:{existing.version}; reusing it.")
         return model_ref(existing)
+    if version:
+        _refuse_taken_version(client, name, version)
     lineage = {TAG_JOB: job_name}
     if foundation is not None:
         lineage[TAG_BASE] = foundation.id
@@ -93,6 +112,15 @@ def register(
         return model_ref(client.models.create_or_update(model))
     except Exception as err:
         raise remote_error(err, f"register model {name}:{model.version}") from None
+
+
+def registry_ref(info: ModelInfo) -> ModelRef:
+    """A registry model deployed as it is (the notebook deploys the workspace model; Azure ML deploys a
+    registry model id the same way). Its own id is its base-model tag, so the allow list is its own."""
+    tags = {TAG_BASE: info.id, TAG_REGISTRY: "true"}
+    if info.inference_allow_list is not None:
+        tags[TAG_INFERENCE] = str(info.inference_allow_list)
+    return ModelRef(name=info.name, version=info.version, id=info.id, tags=tags)
 
 
 def get_registered(client, name: str, version: str | None, label: str | None) -> ModelRef:
@@ -144,8 +172,9 @@ def _wait(poller, what: str, timeout: float, progress: Callable[[str], None]) ->
 
 
 def deploy(client, model: ModelRef, spec, allowed: list[str] | None, *, timeout: float,
-           progress: Callable[[str], None]) -> Endpoint:
-    """Endpoint (key auth), deployment, traffic; every check done before the first create."""
+           progress: Callable[[str], None], tags: dict[str, str] | None = None) -> Endpoint:
+    """Endpoint (key auth), deployment, traffic; every check done before the first create. ``tags`` (our
+    ownership tags) go on the endpoint and the deployment."""
     from azure.ai.ml.entities import (
         ManagedOnlineDeployment,
         ManagedOnlineEndpoint,
@@ -154,11 +183,15 @@ def deploy(client, model: ModelRef, spec, allowed: list[str] | None, *, timeout:
     )
 
     info = ModelInfo(name=model.tags.get(TAG_BASE, model.name), version=model.version, id=model.id)
-    check_size(spec.instance_type, allowed, "inference compute", info, "set instance_type to")
+    unchecked = check_size(spec.instance_type, allowed, "inference compute", info, "set instance_type to")
+    if unchecked:
+        progress(f"Warning: {unchecked}")
     endpoint = ManagedOnlineEndpoint(
         name=spec.endpoint,
-        description=spec.description or f"Online endpoint for {model.name}, fine tuned model for ultrachat-200k-chat-completion",
+        description=spec.description or (f"Online endpoint for base model {model.name}" if model.tags.get(TAG_REGISTRY)
+                                         else f"Online endpoint for {model.name}, fine tuned model for ultrachat-200k-chat-completion"),
         auth_mode="key",
+        tags=dict(tags or {}) or None,
     )
     settings = {"request_timeout_ms": spec.request_timeout_ms}
     if spec.max_concurrent_requests_per_instance != 1:
@@ -171,6 +204,7 @@ def deploy(client, model: ModelRef, spec, allowed: list[str] | None, *, timeout:
         instance_count=spec.instance_count,
         liveness_probe=ProbeSettings(initial_delay=spec.liveness_initial_delay),
         request_settings=OnlineRequestSettings(**settings),
+        tags=dict(tags or {}) or None,
     )
     progress(cost_line(spec))
     try:
@@ -235,6 +269,7 @@ def invoke(client, endpoint: str, request: dict, deployment: str | None = None) 
         kwargs = {"deployment_name": deployment} if deployment else {}
         raw = client.online_endpoints.invoke(endpoint_name=endpoint, request_file=path, **kwargs)
     except Exception as err:
+        _raise_if_not_ready(client, endpoint)
         raise remote_error(err, f"score endpoint {endpoint}") from None
     finally:
         os.unlink(path)
@@ -249,14 +284,17 @@ def invoke(client, endpoint: str, request: dict, deployment: str | None = None) 
     return parsed
 
 
-def scoring_target(client, endpoint: str) -> tuple[str, str]:
-    """(scoring URI, key) for clients that stream; the key stays in memory only."""
+def _raise_if_not_ready(client, endpoint: str) -> None:
+    """An endpoint still being created has no scoring URI yet (as recorded), so the SDK's own error names
+    a URL 'None'; say what is going on instead."""
     try:
         ep = client.online_endpoints.get(name=endpoint)
-        keys = client.online_endpoints.get_keys(name=endpoint)
-    except Exception as err:
-        raise remote_error(err, f"read endpoint {endpoint}") from None
-    return ep.scoring_uri, keys.primary_key
+    except Exception:
+        return
+    state = text(ep.provisioning_state)
+    if not ep.scoring_uri or state not in ("Succeeded", ""):
+        raise RemoteError(f"endpoint {endpoint} is {state or 'not ready'} and has no scoring URI yet; wait for "
+                          f"it to finish (%azml_endpoints shows its state) and send again.")
 
 
 def delete_endpoint(client, name: str, progress: Callable[[str], None]) -> None:
@@ -277,10 +315,17 @@ def _endpoint_exists(client, name: str) -> bool:
         return not is_not_found(err)
 
 
-def stream_chat(client, endpoint: str, messages: list[dict], params) -> Iterator[str]:
-    """A chat turn through ``/score``: a managed MLflow deployment answers whole, so one piece."""
+def stream_chat(client, endpoint: str, messages: list[dict], params) -> Iterator:
+    """A chat turn through ``/score``: a managed MLflow deployment answers whole, so one piece, then
+    the finished Reply (finish reason and usage where the server reports them; older servers answer
+    ``{"output": text}`` only, and the Reply then says None)."""
     from ... import scoring
 
     request = scoring.build_score_request(messages, params)
     response = invoke(client, endpoint, request)
-    yield scoring.score_output(response)
+    try:
+        reply = scoring.score_reply(response)
+    except ValueError as exc:
+        raise RemoteError(f"endpoint {endpoint} answered in an unknown shape: {exc}") from None
+    yield reply.text
+    yield reply

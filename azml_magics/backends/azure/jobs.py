@@ -72,17 +72,19 @@ def error_text(details) -> str | None:
 
 
 def children(client, name: str, depth: int = 2) -> list:
-    """Child jobs in submission order; a child that is itself a pipeline is opened once more."""
+    """The steps under a pipeline job, in submission order. On Azure the job's one child is the
+    registry's ``chat_completion_pipeline`` (itself a pipeline) and the five steps are its children, so a
+    child that has children of its own is opened once more. Read through run history (what
+    ``jobs.list(parent_job_name=...)`` calls after a ``jobs.get``, which the SDK refuses for a pipeline's
+    child jobs: they have no properties)."""
     try:
-        found = list(client.jobs.list(parent_job_name=name))
+        found = [c for c in _runs(client).get_run_children(name) if c is not None]
     except Exception as err:
         raise remote_error(err, f"list the steps of job '{name}'") from None
     out = []
     for child in found:
-        if depth > 1 and str(getattr(child, "type", "")).lower() == "pipeline":
-            out.extend(children(client, child.name, depth - 1))
-        else:
-            out.append(child)
+        inner = children(client, child.name, depth - 1) if depth > 1 else []
+        out.extend(inner or [child])
     return sorted(out, key=lambda c: _ts(getattr(getattr(c, "creation_context", None), "created_at", None)) or 0)
 
 
@@ -135,27 +137,27 @@ def _fetch_text(url: str) -> str:
 def logs(client, name: str, cursor: object = None) -> LogChunk:
     """New lines of the running (or last failed/finished) step's main log since ``cursor``."""
     kids = children(client, name)
-    if not kids:
-        return LogChunk([], cursor)
     pick = next((c for c in kids if job_state(c.status) == RUNNING), None)
     pick = pick or next((c for c in kids if job_state(c.status) == FAILED), None)
     pick = pick or next((c for c in reversed(kids) if job_state(c.status) == COMPLETED), None)
-    if pick is None:
+    if pick is None and kids:
         return LogChunk([], cursor)
-    details = run_details(client, pick.name)
+    # a job without child runs (a FineTuning job) has its own log
+    run, step = (pick.name, pick.display_name) if pick is not None else (name, None)
+    details = run_details(client, run)
     files = dict(getattr(details, "log_files", None) or {})
     if not files:
-        return LogChunk([], cursor, step=pick.display_name)
+        return LogChunk([], cursor, step=step)
     key = next((k for k in files if k.endswith("std_log.txt")), None) or sorted(files)[0]
     try:
         text = _fetch_text(files[key])
     except Exception:
-        return LogChunk([], cursor, step=pick.display_name)
-    previous = cursor if isinstance(cursor, dict) and cursor.get("run") == pick.name else {"offset": 0}
+        return LogChunk([], cursor, step=step)
+    previous = cursor if isinstance(cursor, dict) and cursor.get("run") == run else {"offset": 0}
     offset = int(previous.get("offset", 0))
     new = text[offset:] if offset <= len(text) else text
     lines = [scrub(line) for line in new.splitlines()][-LOG_TAIL_LINES:]
-    return LogChunk(lines, {"run": pick.name, "offset": len(text)}, step=pick.display_name)
+    return LogChunk(lines, {"run": run, "offset": len(text)}, step=step)
 
 
 def cancel(client, name: str) -> None:
@@ -166,11 +168,11 @@ def cancel(client, name: str) -> None:
 
 
 def list_jobs(client, limit: int = 50) -> list[JobStatus]:
-    """Pipeline jobs in the workspace, newest first (no step details: one request)."""
+    """Pipeline and FineTuning jobs in the workspace, newest first (no step details: one request)."""
     out: list[JobStatus] = []
     try:
         for job in client.jobs.list():
-            if str(getattr(job, "type", "")).lower() != "pipeline":
+            if str(getattr(job, "type", "")).lower() not in ("pipeline", "finetuning"):
                 continue
             out.append(JobStatus(
                 name=job.name, state=job_state(job.status),

@@ -1,113 +1,150 @@
-"""Turn a registry model (tags, properties, system metadata) into a ModelInfo, without the SDK.
+"""Turn a registry model (tags, properties, system metadata, archived flag) into a ModelInfo, without the SDK.
 
-Registry models carry what we need in three places, depending on their age: tags with Python
-literals (``finetune_compute_allow_list``, ``model_specific_defaults``), properties with
-comma-separated SKU lists (``finetune-recommended-sku``), and system metadata on newer assets.
-Everything here takes plain dicts, so it is tested without a network.
+The ``azureml`` registry has published the same facts in three shapes over the years (see the
+published specs in Azure/azureml-assets, ``assets/models/system/*/spec.yaml``): tags with Python
+literals (``finetune_compute_allow_list``), comma-separated properties (``finetune-recommended-sku``),
+and today nested ``system_metadata`` (``SKU.finetuneRecommendedSkus``, ``supportedComputes.*``,
+``tasks.fineTuningTasks``, ``deprecation.*`` dates, ``deploymentOptions``, ``SKU.finetuneMinSkuSpec``).
+The reader never raises on a shape it does not know: what it cannot find goes to ``unpublished``, what it
+cannot read goes to ``problems``, and a check against a missing allow list says so instead of passing.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as _dt
+import json
 import re
 from typing import Mapping
 
 from ...errors import SpecError
 from ..base import ModelInfo
 
-FINETUNE_LIST_KEYS = (
-    "finetune_compute_allow_list",
-    "finetune-recommended-sku",
-    "finetune_recommended_sku",
-    "finetune_recommended_skus",
-    "finetuneRecommendedSkus",
+# (source, dotted path), newest shape first; keys match case-insensitively.
+FINETUNE_LISTS = (
+    ("system_metadata", "SKU.finetuneRecommendedSkus"), ("system_metadata", "supportedComputes.finetuneComputes"),
+    ("system_metadata", "finetune_recommended_skus"), ("tags", "finetune_compute_allow_list"),
+    ("properties", "finetune-recommended-sku"), ("properties", "finetune_recommended_sku"),
+    ("properties", "finetune_recommended_skus"), ("properties", "finetuneRecommendedSkus"),
 )
-INFERENCE_LIST_KEYS = (
-    "inference_compute_allow_list",
-    "inference-recommended-sku",
-    "inference_recommended_sku",
-    "inference_recommended_skus",
-    "inferenceRecommendedSkus",
+INFERENCE_LISTS = (
+    ("system_metadata", "SKU.inferenceRecommendedSkus"), ("system_metadata", "supportedComputes.inferenceComputes"),
+    ("system_metadata", "inference_recommended_skus"), ("tags", "inference_compute_allow_list"),
+    ("properties", "inference-recommended-sku"), ("properties", "inference_recommended_sku"),
+    ("properties", "inference_recommended_skus"), ("properties", "inferenceRecommendedSkus"),
 )
-TASK_KEYS = ("finetuning-tasks", "finetuning_tasks", "finetuningTasks", "task", "tasks")
+TASKS = (
+    ("system_metadata", "tasks.fineTuningTasks"), ("properties", "finetuning-tasks"), ("properties", "finetuning_tasks"),
+    ("tags", "finetuning_tasks"), ("tags", "finetuning-tasks"), ("tags", "finetuningTasks"), ("tags", "task"),
+)
+MIN_SKU = (("system_metadata", "SKU.finetuneMinSkuSpec"), ("properties", "finetune-min-sku-spec"))
+DEPLOYMENT_OPTIONS = (("system_metadata", "deploymentOptions"),)
+DEPRECATE = (("system_metadata", "deprecation.finetuneDeprecationDate"), ("tags", "FinetuneDeprecationDate"))
+RETIRE = (("system_metadata", "deprecation.finetuneRetirementDate"), ("tags", "FinetuneRetirementDate"))
+MIN_SKU_PARTS = ("cores", "GPU", "GB RAM", "GB disk")  # cores|GPUs|RAM GB|disk GB
 
 
-def literal(value: object, what: str) -> object:
-    """A tag value written as a Python literal; parsed with ``ast.literal_eval``, never ``eval``."""
+def literal(value: object) -> object:
+    """A value written as a Python literal or JSON; parsed with ``ast.literal_eval``, never ``eval``."""
     if not isinstance(value, str):
         return value
     text = value.strip()
     if not text:
         return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return _bare_list(text, what)
+    for parse in (ast.literal_eval, json.loads):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    if text.startswith("[") and text.endswith("]"):  # a YAML flow list: [Standard_NC6s_v3, Standard_NC12s_v3]
+        return [item.strip().strip("'\"") for item in text[1:-1].split(",") if item.strip()]
+    return text
 
 
-def _bare_list(text: str, what: str) -> object:
-    # YAML flow lists such as "[Standard_NC6s_v3, Standard_NC12s_v3]" reach us unquoted.
-    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else None
-    if inner is not None:
-        return [item.strip().strip("'\"") for item in inner.split(",") if item.strip()]
-    raise SpecError(f"the model's {what} tag is not a readable literal ({text[:60]!r}); report it to the model's owner.")
+def string_list(value: object, what: str) -> list[str]:
+    """A list of names from a list, a literal, or a comma-separated string; SpecError if it is none of those."""
+    if isinstance(value, str) and not value.strip().startswith(("[", "(")):
+        items = value.split(",")
+    else:
+        parsed = literal(value)
+        if isinstance(parsed, str):
+            items = parsed.split(",")
+        elif isinstance(parsed, (list, tuple, set)):
+            items = [str(part) for part in parsed]
+        else:
+            raise SpecError(f"the model's {what} is not a list (got {type(parsed).__name__})")
+    return [item.strip() for item in items if item.strip()]
 
 
 def sku_list(value: object, what: str) -> list[str] | None:
-    """A SKU list from a list, a Python list literal, or a comma-separated string."""
-    if value is None:
+    """A VM size list, or None when there is none (kept for the deploy path's copied tag)."""
+    if value in (None, ""):
         return None
-    if isinstance(value, str) and not value.strip().startswith(("[", "(")):
-        items = [part.strip() for part in value.split(",")]
-    else:
-        parsed = literal(value, what)
-        if parsed is None:
+    try:
+        return string_list(value, what)
+    except SpecError:
+        return None
+
+
+def _get(mapping: Mapping, path: str) -> object:
+    node: object = mapping
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
             return None
-        if isinstance(parsed, str):
-            items = [part.strip() for part in parsed.split(",")]
-        elif isinstance(parsed, (list, tuple, set)):
-            items = [str(part).strip() for part in parsed]
-        else:
-            raise SpecError(f"the model's {what} is not a list of VM sizes (got {type(parsed).__name__}).")
-    return [item for item in items if item]
+        lowered = {str(k).lower(): k for k in node}
+        key = lowered.get(part.lower())
+        if key is None:
+            return None
+        node = node[key]
+    return node
 
 
-def _first(sources: list[Mapping], keys: tuple[str, ...]) -> tuple[str, object] | None:
-    for source in sources:
-        for key in keys:
-            if key in source and source[key] not in (None, ""):
-                return key, source[key]
+def _find(sources: dict[str, Mapping], paths) -> tuple[str, object] | None:
+    """(where it was found, value) of the first published path, or None."""
+    for source, path in paths:
+        value = _get(sources.get(source) or {}, path)
+        if value not in (None, "", [], {}):
+            return f"{source}.{path}", value
     return None
 
 
-def _as_mapping(value: object) -> dict:
-    if isinstance(value, Mapping):
-        return dict(value)
+def as_mapping(value: object) -> tuple[dict, str | None]:
+    """(mapping, problem) from a mapping, a JSON/literal string or an SDK object."""
     if value is None:
-        return {}
+        return {}, None
+    if isinstance(value, Mapping):
+        return dict(value), None
+    if isinstance(value, str):
+        parsed = literal(value)
+        if isinstance(parsed, Mapping):
+            return dict(parsed), None
+        return {}, f"system metadata is not a mapping ({value[:40]!r})"
     as_dict = getattr(value, "as_dict", None)
     if callable(as_dict):
-        return dict(as_dict())
-    return {k: v for k, v in vars(value).items() if not k.startswith("_")} if hasattr(value, "__dict__") else {}
+        return dict(as_dict()), None
+    if hasattr(value, "__dict__"):
+        return {k: v for k, v in vars(value).items() if not k.startswith("_")}, None
+    return {}, f"system metadata is a {type(value).__name__}, not a mapping"
 
 
-def model_defaults(tags: Mapping) -> dict[str, object]:
-    raw = tags.get("model_specific_defaults")
+def model_defaults(tags: Mapping, problems: list[str]) -> dict[str, object]:
+    raw = _get(tags, "model_specific_defaults")
     if raw in (None, ""):
         return {}
-    parsed = literal(raw, "model_specific_defaults")
-    if not isinstance(parsed, dict):
-        raise SpecError("the model's model_specific_defaults tag is not a mapping; report it to the model's owner.")
+    parsed = literal(raw)
+    if not isinstance(parsed, Mapping):
+        problems.append("tags.model_specific_defaults is not a mapping; no model defaults applied")
+        return {}
     return {str(k): v for k, v in parsed.items()}
 
 
 def _date(value: object) -> _dt.date | None:
-    if not value:
-        return None
-    text = str(value).strip()[:10]
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
     try:
-        return _dt.date.fromisoformat(text)
+        return _dt.date.fromisoformat(str(value or "").strip()[:10])
     except ValueError:
         return None
 
@@ -120,34 +157,49 @@ def _dates_in_text(text: str) -> tuple[_dt.date | None, _dt.date | None]:
     return found.get("deprecate"), found.get("retire")
 
 
-def lifecycle(
-    tags: Mapping, properties: Mapping, stage: str | None, today: _dt.date | None = None
-) -> tuple[bool, str | None, list[str]]:
-    """(archived, why it cannot be fine-tuned now or None, notes about dates still ahead).
-
-    Read from the registry's ``FinetuneDeprecationDate`` / ``FinetuneRetirementDate`` tags, or a
-    ``deprecation`` note in the properties; archived from the stage or ``isArchived``.
-    """
-    today = today or _dt.date.today()
-    stages = {str(stage or "").lower(), str(properties.get("stage", "")).lower()}
-    archived = "archived" in stages or str(properties.get("isArchived", "")).lower() == "true"
-    deprecate = _date(tags.get("FinetuneDeprecationDate"))
-    retire = _date(tags.get("FinetuneRetirementDate"))
-    note = str(properties.get("deprecation") or tags.get("deprecation") or "")
+def lifecycle(sources: dict[str, Mapping], archived: bool, today: _dt.date) -> tuple[str, str | None, list[str]]:
+    """(state, why it cannot be fine-tuned now or None, notes about dates still ahead)."""
+    deprecate = _date((_find(sources, DEPRECATE) or (None, None))[1])
+    retire = _date((_find(sources, RETIRE) or (None, None))[1])
+    note = str(_get(sources["properties"], "deprecation") or _get(sources["tags"], "deprecation") or "")
     if note and not (deprecate or retire):
         deprecate, retire = _dates_in_text(note)
     notes: list[str] = []
     blocked: str | None = None
     if retire and retire <= today:
-        blocked = f"fine-tuning retired on {retire.isoformat()}"
+        blocked = state = f"fine-tuning retired on {retire.isoformat()}"
     elif deprecate and deprecate <= today:
         blocked = f"fine-tuning deprecated on {deprecate.isoformat()}"
+        state = blocked + (f", retiring on {retire.isoformat()}" if retire else "")
     else:
+        state = f"retiring on {retire.isoformat()}" if retire else "live"
         if deprecate:
             notes.append(f"fine-tuning deprecated from {deprecate.isoformat()}")
         if retire:
             notes.append(f"fine-tuning retired from {retire.isoformat()}")
-    return archived, blocked, notes
+    if archived:
+        state = "archived" + ("" if state == "live" else f"; {state}")
+    return state, blocked, notes
+
+
+def min_sku_words(value: object, problems: list[str]) -> str | None:
+    parts = str(value).split("|")
+    if len(parts) != len(MIN_SKU_PARTS) or not all(p.strip().isdigit() for p in parts):
+        problems.append(f"finetuneMinSkuSpec {str(value)[:40]!r} is not cores|GPUs|RAM GB|disk GB")
+        return str(value)
+    return ", ".join(f"{p.strip()} {unit}" for p, unit in zip(parts, MIN_SKU_PARTS))
+
+
+def _read_list(sources, paths, what: str, unpublished: list[str], problems: list[str]) -> list[str] | None:
+    found = _find(sources, paths)
+    if found is None:
+        unpublished.append(what)
+        return None
+    try:
+        return string_list(found[1], found[0])
+    except SpecError as err:
+        problems.append(f"{err}; {what} not read")
+        return None
 
 
 def model_info(
@@ -159,19 +211,30 @@ def model_info(
     properties: Mapping | None = None,
     system_metadata: object = None,
     stage: str | None = None,
+    archived: bool | None = None,
     description: str | None = None,
     today: _dt.date | None = None,
 ) -> ModelInfo:
-    """The short card the magics show, with allow lists and defaults parsed."""
+    """The card the magics show: allow lists, tasks, defaults, state, and what the registry left out."""
+    today = today or _dt.date.today()
+    problems: list[str] = []
+    unpublished: list[str] = []
     tags = dict(tags or {})
     properties = dict(properties or {})
-    system = _as_mapping(system_metadata)
-    sources = [tags, system, properties]
-    ft = _first(sources, FINETUNE_LIST_KEYS)
-    inf = _first(sources, INFERENCE_LIST_KEYS)
-    tasks_raw = _first([properties, system, tags], TASK_KEYS)
-    tasks = sku_list(tasks_raw[1], "task") if tasks_raw else []
-    archived, blocked, notes = lifecycle(tags, properties, stage, today)
+    system, problem = as_mapping(system_metadata)
+    if problem:
+        problems.append(problem)
+    sources = {"tags": tags, "properties": properties, "system_metadata": system}
+    ft = _read_list(sources, FINETUNE_LISTS, "fine-tune allow list", unpublished, problems)
+    inf = _read_list(sources, INFERENCE_LISTS, "inference allow list", unpublished, problems)
+    tasks = _read_list(sources, TASKS, "fine-tune tasks", unpublished, problems) or []
+    min_sku = _find(sources, MIN_SKU)
+    if min_sku is None:
+        unpublished.append("minimum SKU")
+    options = _find(sources, DEPLOYMENT_OPTIONS)
+    stages = {str(stage or "").lower(), str(properties.get("stage", "")).lower()}
+    is_archived = bool(archived) or "archived" in stages or str(properties.get("isArchived", "")).lower() == "true"
+    state, blocked, notes = lifecycle(sources, is_archived, today)
     text = (description or "").strip()
     if notes:
         text = (text + "\n" if text else "") + "; ".join(notes)
@@ -179,27 +242,38 @@ def model_info(
         name=name,
         version=str(version),
         id=id,
-        tasks=tasks or [],
-        finetune_allow_list=sku_list(ft[1], ft[0]) if ft else None,
-        inference_allow_list=sku_list(inf[1], inf[0]) if inf else None,
-        model_defaults=model_defaults(tags),
-        archived=archived,
+        tasks=tasks,
+        finetune_allow_list=ft,
+        inference_allow_list=inf,
+        model_defaults=model_defaults(tags, problems),
+        archived=is_archived,
         deprecated=blocked,
         description=text,
-        tags={str(k): str(v) for k, v in tags.items()},
+        tags={str(k): v if isinstance(v, str) else repr(v) for k, v in tags.items()},
+        state=state,
+        min_sku=min_sku_words(min_sku[1], problems) if min_sku else None,
+        deployment_options=string_list(options[1], "deploymentOptions") if options else [],
+        unpublished=unpublished,
+        problems=problems,
     )
 
 
-def from_sdk(model, today: _dt.date | None = None) -> ModelInfo:
-    """ModelInfo from an ``azure.ai.ml.entities.Model``."""
+def from_sdk(model, raw_properties: Mapping | None = None, today: _dt.date | None = None) -> ModelInfo:
+    """ModelInfo from an ``azure.ai.ml.entities.Model``, plus the REST body's properties when we have them
+    (the SDK's Model drops ``isArchived`` and, for registry models, the system metadata)."""
+    raw = raw_properties or {}
+    system = getattr(model, "_system_metadata", None)
+    if system is None:
+        system = _get(raw, "system_metadata") if _get(raw, "system_metadata") is not None else _get(raw, "systemMetadata")
     return model_info(
         name=model.name,
         version=str(model.version),
         id=model.id,
         tags=model.tags,
         properties=model.properties,
-        system_metadata=getattr(model, "_system_metadata", None),
+        system_metadata=system,
         stage=getattr(model, "stage", None),
+        archived=bool(_get(raw, "isArchived")) if _get(raw, "isArchived") is not None else None,
         description=model.description,
         today=today,
     )
@@ -209,12 +283,40 @@ def supports_task(info: ModelInfo, task: str) -> bool:
     return task in info.tasks
 
 
-def check_size(size: str, allowed: list[str] | None, what: str, model: ModelInfo, fix: str) -> None:
-    """Refuse a VM size outside the model's allow list; the message lists the allowed sizes."""
+def check_size(size: str, allowed: list[str] | None, what: str, model: ModelInfo, fix: str) -> str | None:
+    """Refuse a VM size outside the model's allow list (the message lists the allowed sizes). With no
+    allow list, return the note that says the size was not checked: never a silent pass."""
     if allowed is None:
-        return
+        why = [p for p in model.problems if what.split()[0] in p] or ["the registry published none"]
+        return (f"{size} was not checked against an allow list: {why[0]} for {model.name} version "
+                f"{model.version} ({what}); make sure the model supports it.")
     if size.lower() not in {s.lower() for s in allowed}:
         raise SpecError(
             f"{size} is not in {model.name} version {model.version}'s {what} allow list; "
             f"{fix} one of: {', '.join(allowed)}."
         )
+    return None
+
+
+def raw_properties(client, name: str, version: str) -> dict | None:
+    """The registry REST body's ``properties`` for one version: the SDK's Model keeps neither
+    ``isArchived`` nor a registry model's system metadata, so the card reads them from here. Uses the
+    SDK's own request (``ModelOperations._get``); None when that is not possible (the card then says
+    which facts it could not find)."""
+    try:
+        rest = client.models._get(name, version)  # noqa: SLF001 - the only call that keeps the raw body
+        props = rest.properties
+        return dict(props) if hasattr(props, "keys") else None
+    except Exception:  # an extra: the card is still made from the Model alone
+        return None
+
+
+def parse_model_id(ref: str, version: str | None) -> tuple[str | None, str, str | None]:
+    """(registry or None, name, version) from a name or an azureml://registries/... id."""
+    if ref.startswith("azureml://registries/"):
+        parts = ref[len("azureml://"):].split("/")
+        registry = parts[1] if len(parts) > 1 else None
+        name = parts[3] if len(parts) > 3 and parts[2] == "models" else ref
+        ver = parts[5] if len(parts) > 5 and parts[4] == "versions" else version
+        return registry, name, ver
+    return None, ref, version

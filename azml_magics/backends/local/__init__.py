@@ -8,21 +8,20 @@ needs when it runs.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
-from dataclasses import asdict
+import weakref
 from pathlib import Path
 from typing import Iterator
 
+from ... import defaults
 from ...errors import AzmlError, NotConnected
-from ..base import ChatParams, ComputeInfo, DataFiles, Endpoint, JobRef, JobStatus, LogChunk, MetricPoint, ModelInfo, ModelRef, Workspace
+from ...scoring import GenerationParams
+from ..base import ENDPOINT_KEY, ENDPOINT_LIMITS, ESTIMATE, LOCAL_WEIGHTS, OWNED_RESOURCES, REGISTERED_MODELS, TOKENIZER, TRACKING, ComputeInfo, Endpoint, JobRef, JobStatus, LogChunk, MetricPoint, ModelInfo, ModelRef, Tracking, Workspace
 from . import jobfiles
+from .client import EndpointClient, EndpointClients
 from .params import IGNORED
-
-DEFAULT_HOME = "~/.azml_magics"
-
 
 class LocalBackend:
     """Runs everything on this machine; see the module docstring."""
@@ -30,18 +29,27 @@ class LocalBackend:
     name = "local"
     extra = "local"
     requires = ("torch", "transformers", "peft", "trl", "mlflow", "fastapi", "uvicorn")
+    capabilities = frozenset({TOKENIZER, REGISTERED_MODELS, ENDPOINT_KEY, OWNED_RESOURCES, LOCAL_WEIGHTS, ESTIMATE,
+                              ENDPOINT_LIMITS, TRACKING})
 
     def __init__(self, home: str | Path | None = None):
         self.home: Path | None = Path(home).expanduser().resolve() if home else None
+        self._clients = EndpointClients()  # one per endpoint, reused by every chat message
+        weakref.finalize(self, self._clients.close)  # a backend dropped without close() still closes them
+
+    def close(self) -> None:
+        """Close the endpoint clients this backend holds (a disconnect); the endpoints keep running."""
+        self._clients.close()
 
     # ------------------------------------------------------------------ workspace
     def connect(self, options: dict) -> Workspace:
         """Use (and create) the home folder: MLflow store, job folders, endpoint records."""
-        home = options.get("home") or self.home or os.environ.get("AZML_MAGICS_HOME") or DEFAULT_HOME
+        home = options.get("home") or self.home or defaults.default_home()
         self.home = Path(home).expanduser().resolve()
         try:
             for sub in ("jobs", "endpoints", "mlartifacts"):
                 (self.home / sub).mkdir(parents=True, exist_ok=True)
+            (self.home / "endpoints").chmod(0o700)  # keys and logs of our servers: this user's only
         except OSError as exc:
             raise AzmlError(f"cannot use {self.home} as the local home ({exc.strerror}); pass --home DIR.") from None
         from . import registry
@@ -53,6 +61,28 @@ class LocalBackend:
             location=str(self.home),
             details={"home": str(self.home), "mlflow_tracking_uri": registry.tracking_uri(self.home)},
         )
+
+    def tracking(self) -> Tracking:
+        """The home's own MLflow store (the one jobs and registered models live in)."""
+        from mlflow import MlflowClient
+
+        from . import registry
+
+        uri = registry.tracking_uri(self._home())
+        return Tracking(MlflowClient(uri, registry_uri=uri), where=f"the local MLflow store ({uri})")
+
+    def owned_resources(self) -> dict[str, dict[str, dict]]:
+        """Every endpoint record and job folder of this home (all of them are ours), read from disk."""
+        from . import endpoints, jobs
+
+        home = self._home()
+        found_endpoints = {r["name"]: {"model": r.get("model"), "deployment": r.get("deployment")}
+                           for r in endpoints.records(home)}
+        found_jobs = {}
+        for name in jobs.list_names(home):
+            status = jobfiles.read_json(jobfiles.job_dir(home, name) / "status.json")
+            found_jobs[name] = {"state": status.get("state")}
+        return {"endpoints": found_endpoints, "jobs": found_jobs}
 
     def _home(self) -> Path:
         if self.home is None:
@@ -88,8 +118,18 @@ class LocalBackend:
         return set(PIPELINE_INPUTS)
 
     def check_compute(self, spec, model: ModelInfo) -> ComputeInfo:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return ComputeInfo(name="local", size=f"this machine ({cpus} CPU cores)", gpus_per_node=1, created=False)
+        """This machine: its GPUs (CUDA), Apple MPS, or its CPU cores."""
+        from . import device
+
+        found = device.detect()
+        return ComputeInfo(name="local", size=found.describe(), gpus_per_node=found.count, created=False)
+
+    def estimate(self, plan):
+        """Tokens, optimizer steps, peak memory per device and time (a measured probe) for ``plan``;
+        refuses in one line a local option this machine cannot run (a missing extra, QLoRA on a CPU)."""
+        from . import probe
+
+        return probe.estimate_plan(plan)
 
     def ensure_compute(self, spec, model: ModelInfo) -> ComputeInfo:
         return self.check_compute(spec, model)
@@ -98,10 +138,11 @@ class LocalBackend:
         return dict(IGNORED)
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, spec, effective, data: DataFiles, model: ModelInfo, compute: ComputeInfo | None = None) -> JobRef:
-        """Write the job folder and start the trainer process; returns at once."""
+    def submit(self, plan) -> JobRef:
+        """Write the job folder for ``plan`` (a FinetunePlan) and start the trainer process; returns at once."""
         from . import jobs, models, registry
 
+        spec, effective, data = plan.spec, plan.effective, plan.data
         home = self._home()
         if data is None or not data.train:
             raise AzmlError("the local backend needs prepared training data (data.train); run %azml_data first.")
@@ -110,19 +151,18 @@ class LocalBackend:
         experiment = spec.experiment_name
         experiment_id = registry.ensure_experiment(home, experiment)
         values = dict(effective.values)
-        job = {
-            "name": name,
-            "home": str(home),
-            "spec": spec.to_dict(),
-            "parameters": values,
-            "ignored": {k: v for k, v in IGNORED.items() if k in values},
-            "data": asdict(data),
-            "model": {"spec": spec.model, "kind": resolved.kind, "ref": resolved.ref, "name": resolved.name},
-            "experiment": experiment,
-            "experiment_id": experiment_id,
-            "submitted": time.time(),
-        }
-        folder = jobs.create(home, name, job)
+        from . import device
+
+        launch = device.plan_launch(values, spec.local, device.detect(), effective.source_of("precision") == "your spec")
+        estimate = getattr(plan, "estimate", None)
+        job = jobfiles.JobRecord(
+            name=name, home=str(home), spec=spec.to_dict(), parameters=values, data=data,
+            model=jobfiles.JobModel(spec=spec.model, kind=resolved.kind, ref=resolved.ref, name=resolved.name),
+            experiment=experiment, experiment_id=experiment_id,
+            ignored={k: v for k, v in IGNORED.items() if k in values},
+            launch=launch.to_json(), estimate=estimate.to_json() if estimate is not None else {},
+        )
+        folder = jobs.create(home, job)
         jobs.launch(folder)
         return JobRef(name=name, backend=self.name, display_name=name, experiment=experiment, url=str(folder))
 
@@ -177,12 +217,6 @@ class LocalBackend:
 
         return [self.status(name) for name in jobs.list_names(self._home())]
 
-    def wait(self, job: str, timeout: float | None = None) -> JobStatus:
-        """Block until the job ends (scripts, tests)."""
-        from . import jobs
-
-        return jobs.to_job_status(jobs.wait(self._job_dir(job), timeout))
-
     # ------------------------------------------------------------------ registry
     def register(self, job: str, name: str | None = None, version: str | None = None) -> ModelRef:
         from . import registry
@@ -198,6 +232,21 @@ class LocalBackend:
             ref = f"{name}@{label}"
         return registry.resolve_model(self._home(), ref)
 
+    def model_folder(self, ref: str) -> str:
+        """The Hugging Face folder of a registered model (``models:/name/version``) or of a base model
+        name (the tiny model, a cached hub id, a folder): what evaluation loads and a base deploy serves."""
+        from . import models, registry
+
+        if ref.startswith("models:/"):
+            return str(registry.hf_model_dir(ref, home=self._home()))
+        resolved = models.resolve(ref)
+        models.check_available(resolved)
+        if resolved.kind == "hub":
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(resolved.ref, local_files_only=True)
+        return resolved.load_path
+
     def model_dir(self, model: ModelRef) -> Path:
         """The Hugging Face folder of a registered model (what the endpoint loads)."""
         from . import registry
@@ -208,7 +257,8 @@ class LocalBackend:
     def deploy(self, model: ModelRef, spec) -> Endpoint:
         from . import endpoints
 
-        name = spec.endpoint or f"ultrachat-completion-{int(time.time())}"
+        name = spec.endpoint or defaults.default_endpoint_name()
+        self._clients.drop(name)  # a redeploy gets a new port and key
         return endpoints.start_endpoint(
             self._home(), name, self.model_dir(model), model_ref=f"{model.name}:{model.version}",
             deployment=spec.deployment,
@@ -225,27 +275,36 @@ class LocalBackend:
 
         return endpoints.list_endpoints(self._home())
 
-    def _client(self, name: str):
-        from ...client import EndpointClient
+    def endpoint_client(self, name: str) -> EndpointClient:
+        """The open client for endpoint ``name``: the same one for every message while its address and
+        key stay the same (the record is read, the server is not probed)."""
         from . import endpoints
 
-        endpoint = endpoints.get_endpoint(self._home(), name)
-        return EndpointClient(endpoint.scoring_uri, endpoints.read_key(self._home(), name),
-                              openai_base_url=endpoint.openai_base_url)
+        scoring_uri, openai_base_url, key = endpoints.client_target(self._home(), name)
+        return self._clients.get(name, scoring_uri, key, openai_base_url=openai_base_url)
 
     def endpoint_key(self, name: str) -> str:
         """The endpoint's key, for clients the user builds; callers must never print it."""
         from . import endpoints
 
+        endpoints.verified_record(self._home(), name)  # a Down endpoint's port may be anyone's now
         return endpoints.read_key(self._home(), name)
 
-    def invoke(self, endpoint: str, request: dict) -> dict:
-        return self._client(endpoint).score(request)
+    def endpoint_limits(self, name: str) -> dict:
+        """The running server's caps, read from its /health (the server enforces them)."""
+        from . import endpoints
 
-    def stream_chat(self, endpoint: str, messages: list[dict], params: ChatParams) -> Iterator[str]:
-        return self._client(endpoint).stream_chat(messages, params)
+        return endpoints.limits(self._home(), name)
+
+    def invoke(self, endpoint: str, request: dict) -> dict:
+        return self.endpoint_client(endpoint).score(request)
+
+    def stream_chat(self, endpoint: str, messages: list[dict], params: GenerationParams) -> Iterator:
+        """Text pieces, then the finished Reply (see EndpointClient.stream_chat)."""
+        return self.endpoint_client(endpoint).stream_chat(messages, params)
 
     def delete_endpoint(self, name: str) -> None:
         from . import endpoints
 
+        self._clients.drop(name)
         endpoints.stop_endpoint(self._home(), name)

@@ -17,12 +17,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from ...errors import AzmlError, NotFound
-from ...spec import check_endpoint_name
+from ...errors import AzmlError, NotFound, RemoteError, SpecError
+from ...files import write_json
+from ...spec_values import check_endpoint_name
+from ...waits import wait as waiting_for
 from ..base import Endpoint
 
 SERVER_MODULE = "azml_magics.backends.local.server"
@@ -40,19 +41,6 @@ def _paths(home: Path | str, name: str) -> tuple[Path, Path, Path]:
 
 
 # ----------------------------------------------------------------------------- files
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_key(path: Path, key: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -175,24 +163,31 @@ def log_tail(path: Path, lines: int = 6) -> str:
 
 
 # ----------------------------------------------------------------------------- the public functions
+def _urls(port: int) -> tuple[str, str]:
+    """(scoring URI, OpenAI base URL) of a server on ``port``."""
+    return f"http://127.0.0.1:{port}/score", f"http://127.0.0.1:{port}/v1"
+
+
 def _endpoint(record: dict, state: str, **details) -> Endpoint:
     port = record["port"]
+    scoring_uri, openai_base_url = _urls(port)
     return Endpoint(
         name=record["name"],
         backend="local",
-        scoring_uri=f"http://127.0.0.1:{port}/score",
+        scoring_uri=scoring_uri,
         state=state,
         deployment=record.get("deployment", "demo"),
         model=record.get("model"),
         instance_type="local",
         instance_count=1,
-        openai_base_url=f"http://127.0.0.1:{port}/v1",
+        openai_base_url=openai_base_url,
         details={
             "pid": record.get("pid"),
             "port": port,
             "log": record.get("log"),
             "model_dir": record.get("model_dir"),
             "started": record.get("started"),
+            "engine": record.get("engine"),
             **details,
         },
     )
@@ -217,15 +212,24 @@ def start_endpoint(
     model_dir = Path(model_dir).expanduser().resolve()
     if not (model_dir / "config.json").is_file():
         raise AzmlError(f"cannot serve {model_dir}: it is not a Hugging Face model folder (no config.json).")
+    from ...state import home_lock
+
+    # two deploys of one name (two kernels) go one after the other: the second finds the first running
+    with home_lock(home, f"endpoint-{name}", timeout=timeout + 60):
+        return _start(home, name, model_dir, model_ref, deployment, timeout, server_args)
+
+
+def _start(home, name, model_dir, model_ref, deployment, timeout, server_args) -> Endpoint:
     existing = _read_record(home, name)
     if existing and _process(existing):
-        raise AzmlError(
+        raise SpecError(
             f"local endpoint '{name}' is already running on port {existing['port']}; "
             "delete it first or deploy under another name."
         )
     _remove_files(home, name)
     folder = endpoints_dir(home)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)  # mkdir's mode is not applied to a folder that exists already
     record_path, key_path, log_path = _paths(home, name)
     _write_key(key_path, secrets.token_urlsafe(32))
     env = {
@@ -242,7 +246,7 @@ def start_endpoint(
             "--port", str(port), "--name", name, "--model-name", model_ref, "--deployment", deployment,
             *server_args,
         ]
-        with open(log_path, "wb") as log:
+        with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
             proc = subprocess.Popen(
                 cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=env, cwd=str(folder),
@@ -252,13 +256,18 @@ def start_endpoint(
             "port": port, "model": model_ref, "model_dir": str(model_dir), "deployment": deployment,
             "log": str(log_path), "started": time.time(),
         }
-        _write_json(record_path, record)
+        write_json(record_path, record, sort_keys=True)
         try:
-            ready = _wait_ready(proc, port, timeout)
+            with waiting_for(f"Starting endpoint {name} (the server loads {model_ref})") as waiting:
+                ready = _wait_ready(proc, port, timeout)
+                if not ready:
+                    waiting.end_as("failed")
         except BaseException:  # Ctrl-C while waiting: leave nothing half-started behind
             _abandon(proc, home, name)
             raise
         if ready:
+            record["engine"] = ready.get("engine")  # what the server chose (--engine auto), for the deploy output
+            write_json(record_path, record, sort_keys=True)
             return _endpoint(record, UP)
         tail = log_tail(log_path)
         if proc.poll() is not None and "address already in use" in tail.lower() and attempt < 2:
@@ -278,16 +287,17 @@ def _create_time(pid: int) -> float:
         return 0.0
 
 
-def _wait_ready(proc: subprocess.Popen, port: int, timeout: float) -> bool:
+def _wait_ready(proc: subprocess.Popen, port: int, timeout: float) -> dict | None:
+    """The server's first /health answer, or None if it exited or never answered."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return False
+            return None
         health = _health(port, timeout=1.0)
         if health and health.get("pid") == proc.pid:
-            return True
+            return health
         time.sleep(0.2)
-    return False
+    return None
 
 
 def _abandon(proc: subprocess.Popen, home: Path | str, name: str, keep_log: bool = False) -> None:
@@ -301,13 +311,46 @@ def _abandon(proc: subprocess.Popen, home: Path | str, name: str, keep_log: bool
         _paths(home, name)[2].unlink(missing_ok=True)
 
 
-def get_endpoint(home: Path | str, name: str) -> Endpoint:
-    """The endpoint and its state, from its process and a /health probe: Succeeded, Unhealthy or Down."""
+def _record(home: Path | str, name: str) -> dict:
     record = _read_record(home, check_endpoint_name(name))
     if record is None:
         known = ", ".join(sorted(p.stem for p in endpoints_dir(home).glob("*.json"))) or "none"
         raise NotFound(f"no local endpoint named '{name}' (endpoints here: {known}).")
-    return _probe(record)
+    return record
+
+
+def get_endpoint(home: Path | str, name: str) -> Endpoint:
+    """The endpoint and its state, from its process and a /health probe: Succeeded, Unhealthy or Down."""
+    return _probe(_record(home, name))
+
+
+def client_target(home: Path | str, name: str) -> tuple[str, str, str]:
+    """(scoring URI, OpenAI base URL, key) of a running endpoint: what a client needs for each message.
+
+    Why the process is checked first (pid, start time and command line, a few milliseconds, no
+    request): after our server died anything may listen on its port, and it must never get the key
+    or the prompt. A Down endpoint is refused in one line. Never print the key."""
+    record = verified_record(home, name)
+    scoring_uri, openai_base_url = _urls(record["port"])
+    return scoring_uri, openai_base_url, read_key(home, name)
+
+
+def verified_record(home: Path | str, name: str) -> dict:
+    """The endpoint's record once its recorded server process is seen running (RemoteError if Down)."""
+    record = _record(home, name)
+    if _process(record) is None:
+        raise RemoteError(
+            f"local endpoint '{name}' is Down: its server process (pid {record.get('pid')}) is not running, "
+            f"so nothing was sent to port {record.get('port')}; deploy it again (%azml_deploy) or delete it."
+        )
+    return record
+
+
+def limits(home: Path | str, name: str) -> dict:
+    """What the running endpoint accepts, from its /health (``{"max_new_tokens": N}``; empty if unknown)."""
+    health = _health(verified_record(home, name)["port"])
+    cap = health.get("max_new_tokens") if health else None
+    return {"max_new_tokens": cap} if isinstance(cap, int) and cap > 0 else {}
 
 
 def _probe(record: dict) -> Endpoint:
@@ -320,12 +363,17 @@ def _probe(record: dict) -> Endpoint:
     return _endpoint(record, UNHEALTHY, reason="the server process runs but does not answer /health")
 
 
-def list_endpoints(home: Path | str) -> list[Endpoint]:
+def records(home: Path | str) -> list[dict]:
+    """Every readable endpoint record of this home, oldest first (no process is probed)."""
     folder = endpoints_dir(home)
     if not folder.is_dir():
         return []
-    records = [_read_record(home, p.stem) for p in sorted(folder.glob("*.json"))]
-    return [_probe(r) for r in sorted(filter(None, records), key=lambda r: r.get("started", 0))]
+    found = [_read_record(home, p.stem) for p in sorted(folder.glob("*.json"))]
+    return sorted(filter(None, found), key=lambda r: r.get("started", 0))
+
+
+def list_endpoints(home: Path | str) -> list[Endpoint]:
+    return [_probe(r) for r in records(home)]
 
 
 def stop_endpoint(home: Path | str, name: str) -> bool:
@@ -334,12 +382,15 @@ def stop_endpoint(home: Path | str, name: str) -> bool:
     Returns False when there was no such endpoint. A record whose process is gone, or whose pid now
     belongs to another program, is removed without signalling anything.
     """
-    record = _read_record(home, check_endpoint_name(name))
-    if record is None:
+    from ...state import home_lock
+
+    with home_lock(home, f"endpoint-{check_endpoint_name(name)}", timeout=300):
+        record = _read_record(home, name)
+        if record is None:
+            _remove_files(home, name)
+            return False
+        proc = _process(record)
+        if proc is not None:
+            _stop_process(proc)
         _remove_files(home, name)
-        return False
-    proc = _process(record)
-    if proc is not None:
-        _stop_process(proc)
-    _remove_files(home, name)
-    return True
+        return True

@@ -1,7 +1,9 @@
 """Start, watch, cancel and re-attach to local training processes.
 
 The trainer runs as ``python -m azml_magics.backends.local.trainer JOB_DIR`` in a new session, so
-Ctrl-C in the notebook leaves it running. A daemon thread waits on every child this process starts,
+Ctrl-C in the notebook leaves it running; with several processes it is ``accelerate launch ... -m
+azml_magics.backends.local.trainer JOB_DIR`` and the launcher is the job's process (its command line
+names the trainer and the folder too, and its session holds every worker). A daemon thread waits on every child this process starts,
 so a killed trainer never lingers as a zombie. A process is only ever signalled after its pid's
 command line is checked to be that job's trainer. A job whose process is gone while its status is
 not final (SIGKILL, out of memory, a reboot) is marked Failed, with its log kept.
@@ -10,7 +12,6 @@ not final (SIGKILL, out of memory, a reboot) is marked Failed, with its log kept
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,36 +24,40 @@ from ..base import CANCELED, FAILED, TERMINAL_STATES, JobStatus, JobStep, LogChu
 from . import jobfiles
 
 _children: dict[int, subprocess.Popen] = {}
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+check_name = jobfiles.check_job_name
 
 
-def check_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name or ""):
-        raise AzmlError(f"job name '{name}' is not valid: letters, digits, '-', '_' and '.', a letter or digit first.")
-    return name
-
-
-def create(home: Path, name: str, job: dict) -> Path:
+def create(home: Path, job: jobfiles.JobRecord) -> Path:
     """Write job.json and a Queued status.json; refuse an existing name."""
+    name = job.name
     folder = jobfiles.job_dir(home, check_name(name))
     try:
         folder.mkdir(parents=True)
     except FileExistsError:
         raise AzmlError(f"a local job named '{name}' exists already; choose another name or leave it out.") from None
-    jobfiles.write_json(folder / "job.json", job)
+    job.write(folder)
     jobfiles.write_json(folder / "status.json", jobfiles.new_status(name))
     return folder
 
 
-def command(folder: Path) -> list[str]:
-    return [sys.executable, "-m", jobfiles.TRAINER_MODULE, str(Path(folder).resolve())]
+def command(folder: Path, launch: dict | None = None) -> list[str]:
+    """The trainer's command line; through ``accelerate launch`` when ``launch`` (a LaunchPlan's JSON) asks."""
+    from . import device
+
+    plan = device.LaunchPlan.from_json(launch)
+    trainer = [jobfiles.TRAINER_MODULE, str(Path(folder).resolve())]
+    if plan.launcher:
+        return device.launcher_args(plan) + trainer
+    return [sys.executable, "-m", *trainer]
 
 
 def launch(folder: Path) -> int:
-    """Start the trainer for ``folder``; return its pid."""
+    """Start the trainer for ``folder`` (as its job.json's launch plan says); return its pid."""
     folder = Path(folder).resolve()
-    cmd = command(folder)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    cmd = command(folder, jobfiles.read_json(folder / jobfiles.JobRecord.FILE).get("launch"))
+    # no progress bars in train.log (tqdm's, the hub's, datasets'): the trainer logs one line per event
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", TQDM_DISABLE="1",
+               HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     with open(folder / "train.log", "ab") as logfile:
         proc = subprocess.Popen(
             cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -118,7 +123,23 @@ def _mark_dead(folder: Path, status: dict, pid: int | None) -> dict:
             s.update(state=FAILED, ended=time.time(), error=error)
     status.update(state=FAILED, ended=time.time(), error=error)
     jobfiles.write_json(folder / "status.json", status)
+    close_run(folder, status, "FAILED")
     return status
+
+
+def close_run(folder: Path, status: dict, state: str) -> None:
+    """End the job's MLflow run (FAILED, KILLED) when its trainer could not: a killed process leaves
+    the run RUNNING for ever in the MLflow UI. Nothing to do before the trainer created a run."""
+    if not status.get("run_id"):
+        return
+    from . import registry
+
+    try:
+        mc = registry.client(jobfiles.JobRecord.read(folder).home)
+        if mc.get_run(status["run_id"]).info.status == "RUNNING":
+            mc.set_terminated(status["run_id"], state)
+    except Exception:  # noqa: BLE001 - the job's status already says what happened; the run is a mirror
+        pass
 
 
 def _exit_code(pid: int | None) -> int | None:
@@ -138,6 +159,7 @@ def cancel(folder: Path, grace: float = 10.0) -> dict:
         return status
     pid = _pid(folder, status)
     if is_trainer(pid, folder):
+        jobfiles.write_json(folder / jobfiles.CANCEL_FILE, {"requested": time.time()})
         os.kill(pid, signal.SIGTERM)
         deadline = time.time() + grace
         while time.time() < deadline and is_trainer(pid, folder):
@@ -154,6 +176,7 @@ def cancel(folder: Path, grace: float = 10.0) -> dict:
                 s.update(state=CANCELED, ended=time.time() if s["state"] == "Running" else None)
         status.update(state=CANCELED, ended=time.time(), error="canceled by the user")
         jobfiles.write_json(folder / "status.json", status)
+        close_run(folder, status, "KILLED")
     return status
 
 
@@ -166,6 +189,9 @@ def to_job_status(status: dict) -> JobStatus:
         ended=status.get("ended"),
         error=status.get("error"),
         progress=status.get("progress"),
+        train_step=status.get("train_step"),
+        train_steps=status.get("train_steps"),
+        eval_split=status.get("eval_split"),
         outputs=dict(status.get("outputs") or {}),
     )
 
@@ -194,15 +220,3 @@ def list_names(home: Path) -> list[str]:
         return []
     found = [p for p in root.iterdir() if (p / "status.json").exists()]
     return [p.name for p in sorted(found, key=lambda p: jobfiles.read_json(p / "status.json").get("created") or 0)]
-
-
-def wait(folder: Path, timeout: float | None = None, poll: float = 0.5) -> dict:
-    """Block until the job ends (or ``timeout``); for scripts and tests."""
-    deadline = None if timeout is None else time.time() + timeout
-    while True:
-        status = read_status(folder)
-        if status.get("state") in TERMINAL_STATES:
-            return status
-        if deadline is not None and time.time() > deadline:
-            return status
-        time.sleep(poll)

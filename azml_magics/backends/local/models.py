@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import AzmlError, NotFound
+from ...waits import hf_bars_off, wait
 from ..base import ModelInfo
 from . import tiny_model
 
@@ -175,12 +176,16 @@ def model_info(spec_model: str) -> ModelInfo:
 
 
 def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
+    path = model.load_path  # the tiny model is built first, under its own wait line
+    # the first load in a kernel imports transformers: seconds the user sees counted
+    with wait(f"Loading the tokenizer of {model.spec}"):
+        from transformers import AutoTokenizer
 
-    try:
-        tok = AutoTokenizer.from_pretrained(model.load_path, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise _offline_hint(model.ref, str(exc).splitlines()[0][:160]) from None
+        try:
+            with hf_bars_off():
+                tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except OSError as exc:
+            raise _offline_hint(model.ref, str(exc).splitlines()[0][:160]) from None
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
         # A pad equal to the end token would be masked out of the labels: the model would never stop.
         if tok.unk_token is not None and tok.unk_token_id != tok.eos_token_id:
@@ -196,12 +201,21 @@ def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
 
 
 def load_model(model: ResolvedModel, tokenizer=None, dtype: str = "float32", **kwargs):
-    """``kwargs`` go to ``from_pretrained`` (trust_remote_code, ignore_mismatched_sizes)."""
+    """``kwargs`` go to ``from_pretrained`` (trust_remote_code, attn_implementation, device_map, ...);
+    a ``quantization_config`` dict becomes a BitsAndBytesConfig (QLoRA)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    if isinstance(kwargs.get("quantization_config"), dict):
+        from transformers import BitsAndBytesConfig
+
+        q = dict(kwargs["quantization_config"])
+        q["bnb_4bit_compute_dtype"] = getattr(torch, q.get("bnb_4bit_compute_dtype", "bfloat16"))
+        kwargs["quantization_config"] = BitsAndBytesConfig(**q)
+    path = model.load_path
     try:
-        lm = AutoModelForCausalLM.from_pretrained(model.load_path, dtype=getattr(torch, dtype), **kwargs)
+        with wait(f"Loading model {model.spec}"), hf_bars_off():
+            lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
     except OSError as exc:
         raise _offline_hint(model.ref, str(exc).splitlines()[0][:160]) from None
     if tokenizer is not None and len(tokenizer) > lm.get_input_embeddings().num_embeddings:

@@ -1,21 +1,22 @@
 """Map the chat_completion_pipeline parameters onto TRL's SFTConfig and PEFT's LoraConfig.
 
 Pure functions over plain dicts (no heavy imports), so the mapping is tested without training.
-Parameters with no meaning on one CPU are listed in ``IGNORED`` with why; they are shown to the
-user, never dropped silently.
+Parameters with no meaning locally are listed in ``IGNORED`` with why; they are shown to the user,
+never dropped silently. The device ones (precision, GPUs, nodes, DeepSpeed) are read by
+``device.plan_launch``, which replaces the CPU settings below with the device's (``device.sft_kwargs``).
 """
 
 from __future__ import annotations
 
+# Read by device.plan_launch (their local meaning), so not ignored: precision, number_of_gpu_to_use_finetuning,
+# num_nodes_finetune, apply_deepspeed, deepspeed_stage.
+DEVICE_PARAMETERS = ("precision", "number_of_gpu_to_use_finetuning", "num_nodes_finetune", "apply_deepspeed",
+                     "deepspeed_stage")
+
 IGNORED: dict[str, str] = {
-    "apply_deepspeed": "DeepSpeed shards across GPUs; the local backend trains in one CPU process",
-    "deepspeed": "DeepSpeed config: no DeepSpeed locally",
-    "deepspeed_stage": "DeepSpeed stage: no DeepSpeed locally",
+    "deepspeed": "a DeepSpeed config file: locally the ZeRO config is built from deepspeed_stage",
     "apply_ort": "ONNX Runtime training is an Azure GPU option",
     "shm_size_finetune": "container shared memory: no container locally",
-    "num_nodes_finetune": "one machine locally",
-    "number_of_gpu_to_use_finetuning": "CPU training, no GPUs",
-    "precision": "CPU trains in float32 (no fp16/bf16 on CPU)",
     "finetune_config_path": "extra Azure fine-tune config file: not read locally",
     "evaluation_config": "the Azure model-evaluation step does not run locally",
     "evaluation_config_params": "the Azure model-evaluation step does not run locally",
@@ -74,7 +75,7 @@ def sft_kwargs(values: dict, output_dir: str, has_eval: bool, seq_len: int, grou
         adam_beta2=float(values.get("adam_beta2", 0.999)),
         adam_epsilon=float(values.get("adam_epsilon", 1e-8)),
         max_grad_norm=float(values.get("max_grad_norm", 1.0)),
-        optim=str(values.get("optim", "adamw_torch")),
+        optim=local_optim(values),
         per_device_train_batch_size=int(values.get("per_device_train_batch_size", 1)),
         per_device_eval_batch_size=int(values.get("per_device_eval_batch_size", 1)),
         gradient_accumulation_steps=int(values.get("gradient_accumulation_steps", 1)),
@@ -95,7 +96,7 @@ def sft_kwargs(values: dict, output_dir: str, has_eval: bool, seq_len: int, grou
         load_best_model_at_end=early,
         metric_for_best_model="eval_loss" if early else None,
         greater_is_better=False if early else None,
-        # CPU: no mixed precision, no packing (padding-free attention needs FlashAttention).
+        # The CPU settings; device.sft_kwargs replaces these for a GPU. No packing (it mixes rows).
         use_cpu=True,
         bf16=False,
         fp16=False,
@@ -146,14 +147,26 @@ def load_kwargs(values: dict) -> dict:
     )
 
 
+# The same AdamW update in one fused kernel per step: transformers 5's own default optimizer (on CPU, CUDA
+# and MPS with torch >= 2.4). Azure's component passes "adamw_torch"; run as it is, the optimizer step
+# cost a 28M-parameter model about a fifth of its training time on a CPU (benchmarks/local_train.py).
+_FUSED = {"adamw_torch": "adamw_torch_fused"}
+
+
+def local_optim(values: dict) -> str:
+    asked = str(values.get("optim", "adamw_torch"))
+    return _FUSED.get(asked, asked)
+
+
 def notes(values: dict) -> list[str]:
     """Parameters that change meaning locally, for the log."""
     out = []
+    asked = str(values.get("optim", "adamw_torch"))
+    if local_optim(values) != asked:
+        out.append(f"optim={asked} runs as {local_optim(values)} (the same update, fused into one kernel)")
     metric = str(values.get("metric_for_best_model", "loss"))
     if metric != "loss":
         out.append(f"metric_for_best_model={metric} has no meaning for chat fine-tuning locally; eval_loss is used")
     if _true(values, "apply_early_stopping") and str(values.get("evaluation_strategy", "epoch")) == "disable":
         out.append("apply_early_stopping needs evaluation; it is off because evaluation_strategy=disable")
-    if str(values.get("precision", "32")) == "16":
-        out.append("precision=16 asked, but the CPU trains in float32")
     return out

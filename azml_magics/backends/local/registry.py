@@ -12,9 +12,11 @@ import json
 import logging
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
+from ...defaults import MODEL_NAME_SUFFIX
 from ...errors import AzmlError, NotFound
+from ...waits import wait
 from ..base import ModelRef
 from . import jobfiles
 
@@ -25,7 +27,9 @@ _ready: set[str] = set()
 
 
 def tracking_uri(home: Path | str) -> str:
-    return f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+    """The store's SQLAlchemy URL, the path percent-quoted: a home named 'a?b', 'a#b', 'a%b' or 'a b'
+    must not cut the URL short (the database would land elsewhere, or MLflow retries for minutes)."""
+    return "sqlite:///" + quote(str(Path(home).resolve() / "mlflow.db"), safe="/")
 
 
 def artifact_root(home: Path | str) -> Path:
@@ -131,7 +135,7 @@ def hf_model_dir(model_uri_or_path: str | Path, home: Path | str | None = None) 
 # ----------------------------------------------------------------------------- registry
 def default_name(base_model: str) -> str:
     """The notebook's naming: ``<model>-ultrachat-200k``."""
-    return f"{base_model.rstrip('/').split('/')[-1]}-ultrachat-200k"
+    return f"{base_model.rstrip('/').split('/')[-1]}{MODEL_NAME_SUFFIX}"
 
 
 def _ref(mv, requested: str | None = None) -> ModelRef:
@@ -155,7 +159,16 @@ def _versions(mc, name: str) -> list:
 
 
 def register(home: Path | str, job: str, name: str | None = None, version: str | None = None) -> ModelRef:
-    """Register the model job ``job`` produced; same job again -> the version it already has."""
+    """Register the model job ``job`` produced; same job again -> the version it already has.
+
+    Held under the home's registry lock: two kernels registering one job at once get one version."""
+    from ...state import home_lock
+
+    with home_lock(home, "registry"), wait(f"Registering the model of {job} in the MLflow registry"):
+        return _register(home, job, name, version)
+
+
+def _register(home: Path | str, job: str, name: str | None, version: str | None) -> ModelRef:
     from mlflow.exceptions import MlflowException
 
     folder = jobfiles.job_dir(home, job)
@@ -168,8 +181,8 @@ def register(home: Path | str, job: str, name: str | None = None, version: str |
             + ("; wait for it to complete (%azml_jobs attach " + job + ")."
                if status.get("state") not in ("Failed", "Canceled") else "; register a completed job (%azml_jobs).")
         )
-    spec = jobfiles.read_json(folder / "job.json")
-    base = spec.get("model", {}).get("name") or "model"
+    record = jobfiles.JobRecord.read(folder)
+    base = record.model.name or "model"
     name = name or default_name(base)
     if not _valid_name(name):
         raise AzmlError(f"model name '{name}' is not valid: letters, digits, '-', '_' and '.' only, at most 255 characters.")
@@ -194,9 +207,9 @@ def register(home: Path | str, job: str, name: str | None = None, version: str |
                 )
     tags = {
         "azml.job": job,
-        "azml.base_model": spec.get("model", {}).get("ref", base),
-        "azml.data_fingerprint": spec.get("data", {}).get("fingerprint", ""),
-        "azml.parameters": json.dumps(spec.get("parameters", {}), sort_keys=True, default=str)[:5000],
+        "azml.base_model": record.model.ref or base,
+        "azml.data_fingerprint": record.data.fingerprint,
+        "azml.parameters": json.dumps(record.parameters, sort_keys=True, default=str)[:5000],
         "azml.backend": "local",
     }
     if version is not None:

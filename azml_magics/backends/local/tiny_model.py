@@ -13,11 +13,13 @@ crash half-way, never leave a broken model behind.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from ...files import iter_jsonl
+from ...waits import hf_bars_off, wait
 
 NAME = "azml-tiny-phi3"
 VERSION = "1"
@@ -73,18 +75,10 @@ def sample_files() -> list[Path]:
 
 def _texts(files: list[Path]):
     for path in files:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                for message in row.get("messages") or []:
-                    if isinstance(message, dict) and isinstance(message.get("content"), str):
-                        yield message["content"]
+        for row in iter_jsonl(path):
+            for message in (row.get("messages") if isinstance(row, dict) else None) or []:
+                if isinstance(message, dict) and isinstance(message.get("content"), str):
+                    yield message["content"]
 
 
 def is_complete(folder: Path) -> bool:
@@ -99,7 +93,8 @@ def ensure_tiny_model(cache_dir: Path | str | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build(tmp)
+        with wait(f"Building the tiny model {NAME} (once; then cached)", total=3) as waiting:
+            build(tmp, waiting.advance)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -144,12 +139,14 @@ def build_tokenizer(files: list[Path] | None = None):
     return tok
 
 
-def build(folder: Path) -> None:
-    """Write tokenizer, config, generation config and seeded random weights into ``folder``."""
+def build(folder: Path, step=lambda: None) -> None:
+    """Write tokenizer, config, generation config and seeded random weights into ``folder``; ``step()``
+    after each of the three parts (tokenizer, weights, files written)."""
     import torch
     from transformers import GenerationConfig, Phi3Config, Phi3ForCausalLM
 
     tok = build_tokenizer()
+    step()
     end_id = tok.convert_tokens_to_ids(END)
     pad_id = tok.convert_tokens_to_ids(PAD)
     config = Phi3Config(
@@ -165,10 +162,13 @@ def build(folder: Path) -> None:
     model.generation_config = GenerationConfig(
         eos_token_id=[end_id, pad_id], pad_token_id=pad_id, bos_token_id=pad_id
     )
-    model.save_pretrained(folder)
+    step()
+    with hf_bars_off():
+        model.save_pretrained(folder)
     tok.save_pretrained(folder)
     (folder / "README.md").write_text(
         f"# {NAME} (version {VERSION})\n\nA Phi-3-architecture model with random weights, built offline by "
         "azml_magics for tests and demos. It knows nothing until fine-tuned.\n"
     )
     (folder / "BUILD_OK").write_text(VERSION + "\n")
+    step()

@@ -1,37 +1,48 @@
 """The local fine-tune, run as a child process: ``python -m azml_magics.backends.local.trainer JOB_DIR``.
 
-It reads ``job.json``, reports every step in ``status.json``, writes its log to ``train.log`` (the
+It reads ``job.json`` (a :class:`~.jobfiles.JobRecord`), reports every step in ``status.json``, writes its log to ``train.log`` (the
 parent redirects stdout/stderr there) and its metrics to MLflow, and leaves an MLflow model. It
 runs in its own session so Ctrl-C in the notebook does not reach it; SIGTERM (cancel) ends it as
 Canceled; any exception ends it as Failed with the error in status.json and the traceback in the log.
+
+Under ``accelerate launch`` (several processes, see ``device``) every process runs this module;
+only rank 0 writes status.json, logs and MLflow, and saves the model. The launcher's pid stays the
+job's pid (launch.json), so cancel signals the launcher and it stops every process. A SIGTERM with
+no ``cancel.json`` beside it came from the launcher because another process failed: Failed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from . import jobfiles, params
+from . import device, jobfiles, params
+from .train_data import eval_split_name, split_data, tokenize_all
 
-MIN_TRAIN_ROWS = 10
+RANK = int(os.environ.get("RANK", "0"))  # set by accelerate launch (torch elastic); 0 alone
+WORLD = int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class Canceled(BaseException):
     """Raised by the SIGTERM handler; BaseException so no library swallows it."""
 
 
+class Stopped(BaseException):
+    """SIGTERM from the launcher (another process failed), not from a cancel."""
+
+
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    if RANK == 0:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 class Status:
-    """status.json, owned by this process while it runs."""
+    """status.json, owned by this process while it runs (by rank 0 when there are several)."""
 
     def __init__(self, folder: Path):
         self.path = folder / "status.json"
@@ -39,6 +50,8 @@ class Status:
         self._last = 0.0
 
     def save(self, **changes) -> None:
+        if RANK != 0:
+            return
         self.data.update(changes)
         self.data["updated"] = time.time()
         jobfiles.write_json(self.path, self.data)
@@ -54,97 +67,12 @@ class Status:
                 s["error"] = error
         self.save(current_step=name if state == "Running" else self.data.get("current_step"))
 
-    def progress(self, value: float) -> None:
-        """Throttled: at most one write a second."""
+    def progress(self, value: float, **steps) -> None:
+        """Throttled: at most one write a second. ``steps``: train_step and train_steps, where known."""
         now = time.time()
         if now - self._last >= 1.0 or value >= 1.0:
             self._last = now
-            self.save(progress=round(min(max(value, 0.0), 1.0), 4))
-
-
-# ----------------------------------------------------------------------------- data
-def read_conversations(path: str) -> list[list[dict]]:
-    """The ``messages`` of every usable row (Azure's rules: at least two messages, one from the assistant)."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
-            messages = row.get("messages") if isinstance(row, dict) else None
-            if not isinstance(messages, list) or len(messages) < 2:
-                continue
-            if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
-                continue
-            rows.append([{"role": m["role"], "content": m["content"]} for m in messages])
-    return rows
-
-
-def split_data(files: dict, seed: int) -> tuple[list, list]:
-    """train/eval conversations, split as the Azure pipeline does when no validation file is given."""
-    train = read_conversations(files["train"])
-    if files.get("validation"):
-        evaluation = read_conversations(files["validation"])
-    elif files.get("test"):  # train + test: validation is the last 20% of train
-        cut = max(1, len(train) * 4 // 5)
-        train, evaluation = train[:cut], train[cut:]
-    else:  # train only: 80/10/10
-        shuffled = train[:]
-        random.Random(seed).shuffle(shuffled)
-        n = len(shuffled)
-        train, evaluation = shuffled[: n * 8 // 10], shuffled[n * 8 // 10 : n * 9 // 10]
-    if len(train) < MIN_TRAIN_ROWS:
-        raise ValueError(
-            f"only {len(train)} usable training conversations after filtering; at least {MIN_TRAIN_ROWS} are needed"
-        )
-    return train, evaluation
-
-
-# ----------------------------------------------------------------------------- tokenize
-def has_generation_markers(template: str | None) -> bool:
-    return bool(template) and "{% generation %}" in template.replace("{%-", "{%").replace("-%}", "%}")
-
-
-def _ids(tokenizer, messages, **kw) -> list[int]:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kw)
-    return list(out["input_ids"])
-
-
-def tokenize_conversation(tokenizer, messages: list[dict], max_len: int) -> dict | None:
-    """input_ids and labels (-100 outside assistant replies and their end-of-turn); None if no reply fits."""
-    if has_generation_markers(tokenizer.chat_template):
-        out = tokenizer.apply_chat_template(
-            messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-        )
-        ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
-    else:  # no markers: each reply is what its turn adds after the generation prompt
-        ids = _ids(tokenizer, messages)
-        mask = [0] * len(ids)
-        for i, m in enumerate(messages):
-            if m["role"] != "assistant":
-                continue
-            start = len(_ids(tokenizer, messages[:i], add_generation_prompt=True))
-            end = len(_ids(tokenizer, messages[: i + 1]))
-            mask[start:end] = [1] * (end - start)
-    ids, mask = ids[:max_len], mask[:max_len]
-    if not any(mask):
-        return None
-    labels = [t if k else -100 for t, k in zip(ids, mask)]
-    return {"input_ids": ids, "labels": labels}
-
-
-def tokenize_all(tokenizer, conversations: list, max_len: int) -> tuple[list[dict], int]:
-    rows, dropped = [], 0
-    for messages in conversations:
-        row = tokenize_conversation(tokenizer, messages, max_len)
-        if row is None:
-            dropped += 1
-        else:
-            rows.append(row)
-    return rows, dropped
+            self.save(progress=round(min(max(value, 0.0), 1.0), 4), **steps)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -163,7 +91,8 @@ def metrics_callback(mlflow_client, run_id: str, status: Status):
 
         def on_step_end(self, args, state, control, **kw):
             if state.max_steps:
-                status.progress(state.global_step / state.max_steps)
+                status.progress(state.global_step / state.max_steps, train_step=state.global_step,
+                                train_steps=state.max_steps)
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
@@ -189,19 +118,30 @@ def metrics_callback(mlflow_client, run_id: str, status: Status):
 
 # ----------------------------------------------------------------------------- the job
 def set_threads() -> int:
+    """AZML_MAGICS_THREADS, else the usable cores shared among this machine's processes."""
     import torch
 
     wanted = os.environ.get("AZML_MAGICS_THREADS")
     n = int(wanted) if wanted else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not wanted:
+        n = (n or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(max(1, n or 1))
     return torch.get_num_threads()
 
 
-def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, seq_len, callbacks=(), group_by_length=True):
+BATCHES = ("padding_free", "split", "plain")
+
+
+def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, seq_len, callbacks=(),
+                  batches: str = "padding_free", launch: device.LaunchPlan | None = None, checkpointing: bool = False):
     """TRL's SFTTrainer over pre-tokenized rows, configured from the effective parameters.
 
-    ``group_by_length`` (the default) computes each random batch as length-sorted micro-batches,
-    which pads less and trains the same (see ``batching``); off, it is TRL's plain random batches.
+    ``batches``: ``padding_free`` (the default) is TRL's own padding-free mode: TRL's random batches,
+    each flattened into one row with ``position_ids``, from which transformers 5 builds per-sequence
+    attention (SDPA or FlashAttention): no padding at all, the same loss as padded batches (measured
+    in benchmarks/local_train.py; each row's first label is -100, so no loss crosses rows).
+    ``split`` is our own length-sorted micro-batches (``batching``), ``plain`` TRL's padded batches.
+    Padding to max length (pad_to_max_length) needs padded batches, so it falls back to ``plain``.
     """
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
@@ -209,7 +149,15 @@ def build_trainer(model, tokenizer, train_rows, eval_rows, values, output_dir, s
 
     from . import batching
 
+    assert batches in BATCHES, batches
+    launch = launch or device.LaunchPlan()
+    if str(values.get("pad_to_max_length", "false")) == "true" or (batches == "split" and launch.world_size > 1):
+        batches = "plain"  # split micro-batches would be sharded across processes as if they were batches
+    group_by_length = batches == "split"
     kwargs = params.sft_kwargs(values, output_dir, bool(eval_rows), seq_len, group_by_length=group_by_length)
+    kwargs.update(device.sft_kwargs(launch, checkpointing))
+    if batches == "padding_free":
+        kwargs.update(padding_free=True, max_length=None)  # the rows are cut at seq_len already
     splits = 1
     if group_by_length:
         lengths = [len(r["input_ids"]) for r in train_rows]
@@ -257,33 +205,37 @@ def save_model(trainer, tokenizer, values: dict, out: Path, base_ref: str) -> Pa
 def run(folder: Path) -> int:
     folder = Path(folder).resolve()
     status = Status(folder)
-    job = jobfiles.read_json(folder / "job.json")
-    status.save(
-        state="Preparing", pid=os.getpid(), cmdline=[sys.executable, "-m", jobfiles.TRAINER_MODULE, str(folder)],
-        started=time.time(),
-    )
+    me = {"pid": os.getpid(), "cmdline": [sys.executable, "-m", jobfiles.TRAINER_MODULE, str(folder)]}
+    if WORLD > 1:  # the launcher's pid (launch.json) stays the job's pid: cancel signals the launcher
+        me = {"worker_pid": os.getpid()}
+    status.save(state="Preparing", started=time.time(), **me)
 
     def on_term(signum, frame):
-        raise Canceled()
+        raise Canceled() if (folder / jobfiles.CANCEL_FILE).exists() or WORLD == 1 else Stopped()
 
     signal.signal(signal.SIGTERM, on_term)
     step = None
     mc = run_id = None
     try:
-        from . import models, registry
+        from . import models, probe, registry
 
-        values = job["parameters"]
-        home = Path(job["home"])
-        log(f"job {folder.name}: model {job['model']['spec']}, {len(values)} parameters, pid {os.getpid()}")
-        for name, why in job.get("ignored", {}).items():
+        job = jobfiles.JobRecord.read(folder)
+        values = job.parameters
+        launch = device.LaunchPlan.from_json(job.launch)
+        home = Path(job.home)
+        log(f"job {folder.name}: model {job.model.spec}, {len(values)} parameters, pid {os.getpid()}")
+        log(f"device: {device.describe(launch)}")
+        for name, why in job.ignored.items():
             log(f"ignored locally: {name} ({why})")
-        for note in params.notes(values):
+        for note in params.notes(values) + launch.notes:
             log(f"note: {note}")
 
         step = "validate data"
         status.step(step, "Running")
-        train, evaluation = split_data(job["data"], int(values.get("seed", 42)))
-        log(f"data: {len(train)} training and {len(evaluation)} evaluation conversations")
+        train, evaluation = split_data(job.data)
+        log(f"data: {len(train)} training and {len(evaluation)} evaluation conversations "
+            f"(eval: {eval_split_name(job.data)})")
+        status.save(eval_split=eval_split_name(job.data))
         status.step(step, "Completed")
 
         step = "load model"
@@ -292,22 +244,32 @@ def run(folder: Path) -> int:
         import torch
 
         torch.manual_seed(int(values.get("seed", 42)))
-        resolved = models.resolve(job["model"]["spec"])
+        resolved = models.resolve(job.model.spec)
         tokenizer = models.load_tokenizer(resolved)
-        model = models.load_model(resolved, tokenizer, **params.load_kwargs(values))
-        n_params = sum(p.numel() for p in model.parameters())
-        log(f"loaded {resolved.ref}: {n_params:,} parameters, {threads} CPU threads")
-        mc = registry.client(home)
-        run_info = mc.create_run(
-            job["experiment_id"], run_name=folder.name,
-            tags={"azml.job": folder.name, "azml.base_model": resolved.ref, "azml.backend": "local",
-                  "azml.data_fingerprint": job["data"].get("fingerprint", "")},
-        )
-        run_id = run_info.info.run_id
-        status.save(run_id=run_id, experiment_id=job["experiment_id"])
-        from mlflow.entities import Param
+        lora = params.lora_kwargs(values) is not None
+        load = device.model_kwargs(launch, lora, int(os.environ.get("LOCAL_RANK", "0")))
+        model = models.load_model(resolved, tokenizer, **load, **params.load_kwargs(values))
+        checkpointing = launch.gradient_checkpointing == "true" or (
+            launch.gradient_checkpointing == "auto" and bool(job.estimate.get("needs_checkpointing")))
+        if launch.qlora:
+            from peft import prepare_model_for_kbit_training
 
-        mc.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(values.items())])
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"loaded {resolved.ref}: {n_params:,} parameters, {threads} CPU threads"
+            + (", gradient checkpointing" if checkpointing else ""))
+        if RANK == 0:
+            mc = registry.client(home)
+            run_info = mc.create_run(
+                job.experiment_id, run_name=folder.name,
+                tags={"azml.job": folder.name, "azml.base_model": resolved.ref, "azml.backend": "local",
+                      "azml.data_fingerprint": job.data.fingerprint},
+            )
+            run_id = run_info.info.run_id
+            status.save(run_id=run_id, experiment_id=job.experiment_id)
+            from mlflow.entities import Param
+
+            mc.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(values.items())])
         status.step(step, "Completed")
 
         step = "preprocess"
@@ -328,21 +290,41 @@ def run(folder: Path) -> int:
         out = folder / "output"
         trainer = build_trainer(
             model, tokenizer, train_rows, eval_rows, values, str(out / "checkpoints"), seq_len,
-            callbacks=[metrics_callback(mc, run_id, status)],
+            callbacks=[metrics_callback(mc, run_id, status)] if RANK == 0 else [],
+            launch=launch, checkpointing=checkpointing,
         )
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        for noisy in (PrinterCallback, ProgressCallback):  # our on_log line is the one line per event
+            trainer.remove_callback(noisy)
+        if trainer.args.padding_free:
+            log("batches: TRL's padding-free mode (no padding; per-sequence attention from position_ids)")
         if getattr(trainer, "splits", 1) > 1:
             log(f"each random batch is computed as {trainer.splits} length-sorted micro-batches "
                 "(less padding, the same gradient)")
         resume = str(values.get("resume_from_checkpoint", "false")) == "true" and any((out / "checkpoints").glob("checkpoint-*"))
+        started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=True if resume else None)
+        measured = probe.measure(time.perf_counter() - started, launch)
         log(f"training done: {json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in result.metrics.items()})}")
         status.progress(1.0)
+        status.save(measured=measured)
+        if job.estimate:
+            log("estimate beside measured: " + probe.compare(job.estimate, measured))
         status.step(step, "Completed")
 
         step = "save MLflow model"
         status.step(step, "Running")
         status.save(state="Finalizing")
-        hf_dir = save_model(trainer, tokenizer, values, out, resolved.load_path)
+        if launch.distributed in ("fsdp", "deepspeed"):  # sharded: every process takes part in the save
+            trainer.save_model(str(out / "hf_model"))
+        if RANK != 0:
+            return 0
+        if launch.distributed in ("fsdp", "deepspeed"):
+            hf_dir = out / "hf_model"
+            tokenizer.save_pretrained(hf_dir)
+        else:
+            hf_dir = save_model(trainer, tokenizer, values, out, resolved.load_path)
         logged = registry.log_hf_model(home, run_id, hf_dir)
         mc.set_terminated(run_id, "FINISHED")
         status.step(step, "Completed")
@@ -357,13 +339,25 @@ def run(folder: Path) -> int:
         _end_run(mc, run_id, "KILLED")
         return 143
     except BaseException as exc:  # noqa: BLE001 - every failure must reach status.json
-        traceback.print_exc()
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        if isinstance(exc, Stopped) or _peer_lost(exc):
+            message = "stopped: another training process failed (its first error is in train.log)"
+            if not isinstance(exc, Stopped):
+                traceback.print_exc()
+        else:
+            traceback.print_exc()
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
         if step:
             status.step(step, "Failed", message)
         status.save(state="Failed", ended=time.time(), error=f"{step or 'start'} failed: {message}")
         _end_run(mc, run_id, "FAILED")
         return 1
+
+
+def _peer_lost(exc: BaseException) -> bool:
+    """A collective that failed because another process died (gloo/NCCL say so in a RuntimeError)."""
+    text = str(exc)
+    return WORLD > 1 and isinstance(exc, RuntimeError) and any(
+        k in text for k in ("Connection reset by peer", "Connection closed by peer", "NCCL", "gloo"))
 
 
 def _end_run(mc, run_id, state: str) -> None:
