@@ -31,9 +31,15 @@ def _kernel_idle(page, timeout=120_000):
         " return k && k.status === 'idle'; }", timeout=timeout)
 
 
-def _not_busy(page, timeout=120_000):
-    page.wait_for_function("() => { const s = document.querySelector('.azml-chat-send'); return s && !s.disabled; }",
-                           timeout=timeout)
+def _box(index: int) -> str:
+    """JavaScript for the index-th chat box on the page (in cell order)."""
+    return f"document.querySelectorAll('.azml-chat')[{index}]"
+
+
+def _not_busy(page, timeout=120_000, index=0):
+    page.wait_for_function(
+        f"() => {{ const b = {_box(index)}; const s = b && b.querySelector('.azml-chat-send'); return s && !s.disabled; }}",
+        timeout=timeout)
 
 
 def _luminance(rgb: str) -> float:
@@ -73,6 +79,9 @@ def test_chat_box_in_jupyterlab(tiny_model_dir, jupyter_lab, chromium_page, tmp_
         # model's context of 2048 tokens; at 400 the sample's request could be refused as too long
         f"%azml_chat {ENDPOINT} --max-new-tokens 300 --temperature 1.5 --top-p 1.0 --load {history}",
         "import time\ntime.sleep(6)  # keeps the kernel busy while the test types",
+        # Stop is tried in a box of its own: a reply that ends before Stop lands would otherwise stay in the
+        # first box's conversation, and a few of them push its sample request past the context
+        f"%azml_chat {ENDPOINT} --max-new-tokens 300 --temperature 1.5 --top-p 1.0",
     ]]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = jupyter_lab.root / "fast.ipynb"
@@ -84,93 +93,95 @@ def test_chat_box_in_jupyterlab(tiny_model_dir, jupyter_lab, chromium_page, tmp_
         page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')", timeout=90_000)
         _kernel_idle(page)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        box = page.locator(".azml-chat-text")
+        chat = page.locator(".azml-chat").first
+        box = chat.locator(".azml-chat-text")
         box.wait_for(timeout=120_000)
 
         # 0. math in the loaded reply: MathML drawn by the browser, a stacked fraction; prices and code stay text
-        page.locator(".azml-chat-log math").first.wait_for(timeout=30_000)
-        assert page.locator(".azml-chat-log math").count() == 2
-        assert page.locator(".azml-chat-log math[display='block'] mfrac").count() == 1
-        frac = page.locator(".azml-chat-log mfrac").bounding_box()
-        letter = page.locator(".azml-chat-log math[display='inline'] mi").first.bounding_box()
+        chat.locator(".azml-chat-log math").first.wait_for(timeout=30_000)
+        assert chat.locator(".azml-chat-log math").count() == 2
+        assert chat.locator(".azml-chat-log math[display='block'] mfrac").count() == 1
+        frac = chat.locator(".azml-chat-log mfrac").bounding_box()
+        letter = chat.locator(".azml-chat-log math[display='inline'] mi").first.bounding_box()
         assert frac["width"] > 0 and frac["height"] > 1.6 * letter["height"]  # numerator over denominator
-        reply_text = page.locator(".azml-chat-log .azml-chat-assistant").first.inner_text()
+        reply_text = chat.locator(".azml-chat-log .azml-chat-assistant").first.inner_text()
         assert "It costs $5 and $10" in reply_text and "$HOME" in reply_text and "\\frac" not in reply_text
-        page.locator(".azml-chat-log .azml-math-block").first.screenshot(path=str(ARTIFACTS / "browser-chat-math.png"))
-        page.locator(".azml-chat-log .azml-chat-assistant").first.screenshot(
+        chat.locator(".azml-chat-log .azml-math-block").first.screenshot(path=str(ARTIFACTS / "browser-chat-math.png"))
+        chat.locator(".azml-chat-log .azml-chat-assistant").first.screenshot(
             path=str(ARTIFACTS / "browser-chat-math-reply.png"))
 
         # 1. type fast while the kernel sleeps in the third cell, Enter; then again straight after the reply
         box.press_sequentially(MESSAGES[0], delay=5)
         box.press("Enter")
-        page.wait_for_function(f"document.querySelectorAll('.azml-chat-log .azml-chat-user').length >= 2",
+        page.wait_for_function(f"{_box(0)}.querySelectorAll('.azml-chat-log .azml-chat-user').length >= 2",
                                timeout=120_000)
         _not_busy(page)
         for text in MESSAGES[1:]:
             box.press_sequentially(text, delay=5)
             box.press("Enter")
-            page.wait_for_function("() => document.querySelector('.azml-chat-send').disabled", timeout=30_000)
+            page.wait_for_function(f"() => {_box(0)}.querySelector('.azml-chat-send').disabled", timeout=30_000)
             _not_busy(page)
-        users = page.locator(".azml-chat-log .azml-chat-user .azml-raw").all_text_contents()
+        users = chat.locator(".azml-chat-log .azml-chat-user .azml-raw").all_text_contents()
         assert users == ["Show me code"] + MESSAGES  # every message whole, none glued to the next
-        footer = page.locator(".azml-chat-log .azml-chat-footer").last.inner_text()
+        footer = chat.locator(".azml-chat-log .azml-chat-footer").last.inner_text()
         assert " tokens · " in footer and "tokens/s" in footer and "finish: " in footer  # the server's count
 
-        # 2. Stop during a long reply keeps the partial reply, marked; then regenerate
+        # 2. Stop during a long reply (in the second box) keeps the partial reply, marked; then regenerate
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        users_before = page.locator(".azml-chat-log .azml-chat-user").count()
+        stopper = page.locator(".azml-chat").nth(1)
+        stop_box = stopper.locator(".azml-chat-text")
+        stop_box.wait_for(timeout=60_000)
         for _attempt in range(5):  # on a quiet machine the tiny model may finish before Stop lands: ask again
-            box.press_sequentially("Tell me a very long story.", delay=5)
-            box.press("Enter")
+            stop_box.press_sequentially("Tell me a very long story.", delay=5)
+            stop_box.press("Enter")
             outcome = page.wait_for_function(  # Stop is pressed inside the page, with no round trip to lose
-                "() => { const r = [...document.querySelectorAll('.azml-chat-log .azml-chat-assistant')];"
-                f" if (r.length < {users_before + 1 + _attempt}"
+                f"() => {{ const b = {_box(1)}; const r = [...b.querySelectorAll('.azml-chat-log .azml-chat-assistant')];"
+                f" if (r.length < {1 + _attempt}"
                 " || !r[r.length - 1].querySelector('.azml-raw').textContent.length) return false;"
-                " const stop = document.querySelector('.azml-chat-stop');"
+                " const stop = b.querySelector('.azml-chat-stop');"
                 " if (stop && !stop.disabled) { stop.click(); return 'clicked'; }"
-                " return document.querySelector('.azml-chat-send').disabled ? false : 'ended early'; }",
+                " return b.querySelector('.azml-chat-send').disabled ? false : 'ended early'; }",
                 timeout=60_000).json_value()
-            _not_busy(page)
+            _not_busy(page, index=1)
             if outcome == "clicked":
                 try:  # the mark may be drawn just after the box frees itself
-                    page.locator(".azml-chat-log .azml-chat-stopped").wait_for(timeout=2_000)
+                    stopper.locator(".azml-chat-log .azml-chat-stopped").wait_for(timeout=2_000)
                     break
                 except PlaywrightTimeout:
                     pass
         else:
             pytest.fail("five long replies in a row ended before Stop could land")
-        _not_busy(page)
-        sent = page.locator(".azml-chat-log .azml-chat-user").count()
-        assert "waiting for the endpoint" not in page.locator(".azml-chat").inner_text()
-        page.locator(".azml-chat-log button[data-azml='regenerate']").click()
-        page.wait_for_function("() => document.querySelector('.azml-chat-send').disabled", timeout=30_000)
-        _not_busy(page)
-        assert page.locator(".azml-chat-log .azml-chat-stopped").count() == 0  # the stopped reply was replaced
-        assert page.locator(".azml-chat-log .azml-chat-user").count() == sent  # regenerate adds no message
+        sent = stopper.locator(".azml-chat-log .azml-chat-user").count()
+        assert "waiting for the endpoint" not in stopper.inner_text()
+        stopper.locator(".azml-chat-log button[data-azml='regenerate']").click()
+        page.wait_for_function(f"() => {_box(1)}.querySelector('.azml-chat-send').disabled", timeout=30_000)
+        _not_busy(page, index=1)
+        assert stopper.locator(".azml-chat-log .azml-chat-stopped").count() == 0  # the stopped reply was replaced
+        assert stopper.locator(".azml-chat-log .azml-chat-user").count() == sent  # regenerate adds no message
 
         # 2b. Try a sample: the model's reply, then the data's reference answer, labelled as such
-        page.locator(".azml-chat button", has_text="Try a sample").click()
-        page.locator(".azml-chat-log .azml-chat-reference, .azml-chat-log .azml-chat-error").first.wait_for(
+        chat.locator("button", has_text="Try a sample").click()
+        chat.locator(".azml-chat-log .azml-chat-reference, .azml-chat-log .azml-chat-error").first.wait_for(
             timeout=120_000)
         _not_busy(page)
-        assert page.locator(".azml-chat-log .azml-chat-error").count() == 0, \
-            page.locator(".azml-chat-log .azml-chat-error").last.inner_text()
-        reference = page.locator(".azml-chat-log .azml-chat-reference")
+        assert chat.locator(".azml-chat-log .azml-chat-error").count() == 0, \
+            chat.locator(".azml-chat-log .azml-chat-error").last.inner_text()
+        reference = chat.locator(".azml-chat-log .azml-chat-reference")
         assert "Reference answer (from the test data, for comparison; not the model's)" in reference.inner_text()
-        assert page.locator(".azml-chat-log .azml-chat-turn").last.get_attribute("class").endswith("azml-chat-reference")
-        assert "azml-chat-assistant" in page.locator(".azml-chat-log .azml-chat-turn").nth(-2).get_attribute("class")
-        page.locator(".azml-chat-log").screenshot(path=str(ARTIFACTS / "browser-chat-sample-reference.png"))
+        assert chat.locator(".azml-chat-log .azml-chat-turn").last.get_attribute("class").endswith("azml-chat-reference")
+        assert "azml-chat-assistant" in chat.locator(".azml-chat-log .azml-chat-turn").nth(-2).get_attribute("class")
+        chat.locator(".azml-chat-log").screenshot(path=str(ARTIFACTS / "browser-chat-sample-reference.png"))
 
         # 3. code: highlighted, copied, inserted as a new cell below the chat's cell
-        code = page.locator(".azml-chat-log .azml-code").first
-        assert code.locator("span.k").count() >= 1 and page.locator(".azml-chat-log table td").count() == 2
+        code = chat.locator(".azml-chat-log .azml-code").first
+        assert code.locator("span.k").count() >= 1 and chat.locator(".azml-chat-log table td").count() == 2
         page.context.grant_permissions(["clipboard-read", "clipboard-write"])
         code.locator("button[data-azml='copy']").click()
         assert page.evaluate("navigator.clipboard.readText()") == CODE
         code.locator("button[data-azml='insert']").click()
         page.wait_for_function(
-            "() => window.jupyterapp.shell.currentWidget.content.model.cells.length === 4", timeout=10_000)
+            "() => window.jupyterapp.shell.currentWidget.content.model.cells.length === 5", timeout=10_000)
         inserted = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(2).sharedModel.getSource()")
         assert inserted == CODE
 
@@ -184,7 +195,7 @@ def test_chat_box_in_jupyterlab(tiny_model_dir, jupyter_lab, chromium_page, tmp_
             for selector in (".azml-chat-log .azml-chat-user", ".azml-chat-log .azml-chat-assistant", ".azml-chat-text",
                              ".azml-chat-log .azml-chat-reference"):
                 assert _contrast(page, selector) >= 4.5, (theme, selector, _contrast(page, selector))
-            box_rect = page.locator(".azml-chat-log").bounding_box()
+            box_rect = chat.locator(".azml-chat-log").bounding_box()
             input_rect = box.bounding_box()
             assert box_rect["height"] <= 430 and input_rect["y"] >= box_rect["y"] + box_rect["height"] - 1
             page.locator(".azml-chat").first.screenshot(path=str(ARTIFACTS / f"browser-chat-{name}.png"))
