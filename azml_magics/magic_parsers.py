@@ -145,6 +145,8 @@ P_DEPLOY.add_argument("--deployment", help="deployment name (default: demo)")
 P_DEPLOY.add_argument("--instance-type", dest="instance_type", help="VM size (default: Standard_NC24ads_A100_v4)")
 P_DEPLOY.add_argument("--instance-count", dest="instance_count", type=int, help="instances (default 1)")
 P_DEPLOY.add_argument("--request-timeout-ms", dest="request_timeout_ms", type=int, help="request timeout (default 90000)")
+P_DEPLOY.add_argument("--engine", help="local endpoint: auto (vllm with a GPU and the vllm extra, else transformers), "
+                      "transformers, batcher or vllm")
 P_DEPLOY.add_argument("--dry-run", dest="dry_run", action="store_true", help="check the spec and stop")
 P_DEPLOY.add_argument("--form", action="store_true", help="show a form instead")
 

@@ -313,7 +313,7 @@ class AzmlMagics(Magics):
             raw["model"] = args.model
         if args.base:  # the base model of that registered model
             raw["model"] = "base" if raw["model"] == "last" else f"base:{raw['model']}"
-        for key in ("endpoint", "deployment", "instance_type", "instance_count", "request_timeout_ms"):
+        for key in ("endpoint", "deployment", "instance_type", "instance_count", "request_timeout_ms", "engine"):
             value = getattr(args, key)
             if value is not None:
                 raw[key] = value

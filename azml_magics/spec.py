@@ -16,7 +16,7 @@ from pathlib import Path
 from . import defaults, yaml_lines
 from .errors import SpecError
 from .files import special_kind
-from .spec_local import LocalSpec, parse_local
+from .spec_local import ENGINES, LocalSpec, parse_local
 from .spec_modes import parse_mode
 from .spec_values import (  # noqa: F401  (format_value, normalize_value, check_endpoint_name: re-exported)
     Checked,
@@ -355,6 +355,9 @@ class DeploySpec:
     liveness_initial_delay: int = 600
     traffic: int = 100
     description: str | None = None
+    # the local endpoint's generation engine (auto | transformers | batcher | vllm); None: auto. Azure's
+    # endpoints serve with the model's own inference container, so Azure refuses any other value
+    engine: str | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -411,6 +414,14 @@ def _deploy(raw, where: Where) -> DeploySpec:
                 setattr(spec, key, value)
     if raw.get("description") is not None:
         spec.description = str(raw["description"])
+    if raw.get("engine") is not None:
+        with where.guard():
+            engine = str(raw["engine"]).lower()
+            if engine not in ENGINES:
+                guess = closest(engine, ENGINES)
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                raise where.error(("engine",), f"engine must be one of {', '.join(ENGINES)} (got {raw['engine']!r}){hint}")
+            spec.engine = engine
     return spec
 
 

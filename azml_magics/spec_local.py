@@ -16,6 +16,8 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2")
 CHECKPOINTING = ("auto", "true", "false")
+# the local endpoint's generation engines (a deploy spec's ``engine``; see backends/local/engines.py)
+ENGINES = ("auto", "transformers", "batcher", "vllm")
 
 
 @dataclass

@@ -12,8 +12,9 @@ PHI3_SHAPE = dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, 
                   num_key_value_heads=8, max_position_embeddings=2048)
 
 
-def build_phi3(folder: Path) -> Path:
-    """The model in FOLDER (built once; a finished build leaves BUILD_OK)."""
+def build_phi3(folder: Path, shape: dict | None = None, dtype: str = "float32") -> Path:
+    """The model in FOLDER (built once; a finished build leaves BUILD_OK): PHI3_SHAPE unless ``shape``
+    (the GPU benchmarks build larger ones), saved in ``dtype``."""
     if (folder / "BUILD_OK").exists():
         return folder
     import torch
@@ -25,7 +26,8 @@ def build_phi3(folder: Path) -> Path:
     pad, end = tok.convert_tokens_to_ids(tiny_model.PAD), tok.convert_tokens_to_ids(tiny_model.END)
     torch.manual_seed(0)
     model = Phi3ForCausalLM(Phi3Config(vocab_size=len(tok), bos_token_id=pad, eos_token_id=end, pad_token_id=pad,
-                                       tie_word_embeddings=True, **PHI3_SHAPE))
+                                       tie_word_embeddings=True, **(shape or PHI3_SHAPE)))
+    model = model.to(getattr(torch, dtype))
     model.generation_config = GenerationConfig(eos_token_id=[end, pad], pad_token_id=pad, bos_token_id=pad)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)

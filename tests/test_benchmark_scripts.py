@@ -22,3 +22,13 @@ def test_local_train_benchmark_runs_and_prints_its_summary_line(tiny_model_dir):
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"local_train: speedup=\d+\.\d\d loss_delta=\S+ mfu=\d+\.\d\d baseline=(plain|padding_free)",
                         last), done.stdout[-2000:]
+
+
+def test_gpu_serve_benchmark_builds_its_commands_without_a_gpu():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_serve.py"), "--check"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "gpu_serve: check=ok"
+    assert any(line.startswith("vllm: ") and " serve " in line and "--gpu-memory-utilization 0.4" in line for line in lines)
+    assert any(line.startswith("ours: --engine vllm --gpu-memory-share 0.4") for line in lines)

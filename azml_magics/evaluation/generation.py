@@ -53,7 +53,7 @@ def in_process(folder: str, prompts: list[list[dict]], params: GenerationParams,
 
     from ..backends.local.generator import stop_token_ids
 
-    stops = stop_token_ids(tokenizer, model)
+    stops = stop_token_ids(tokenizer, model.generation_config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     settings = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad, eos_token_id=stops)
     if params.greedy:

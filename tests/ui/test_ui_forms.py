@@ -485,3 +485,17 @@ def test_mode_and_queue_tier_round_trip_through_the_form(scripted):
     form.validate()
     assert "runs on no compute" in " ".join(form.errors.values()) and form.submit_button.disabled
     assert "mode" not in FinetuneForm(session, "model: Phi-3-mini-4k-instruct\n").to_dict()  # empty: the card decides
+
+
+def test_the_deploy_form_offers_the_engine_on_a_local_session_only(scripted, tmp_path):
+    from azml_magics.api import Session
+    from azml_magics.spec_local import ENGINES
+
+    session = Session(home=tmp_path / "home")
+    session.connect("local", home=str(tmp_path / "home"))
+    form = DeployForm(session, threaded=False)
+    assert form.fields["engine"].widget.options == ENGINES and form.to_dict()["engine"] == "auto"
+    _set(form, "engine", "vllm")
+    assert form.validate().engine == "vllm"  # whether it can run here is the backend's to say, at deploy
+    azure_like, _ = scripted
+    assert "engine" not in DeployForm(azure_like, threaded=False).fields

@@ -371,6 +371,9 @@ class AzureBackend:
     def deploy(self, model: ModelRef, spec) -> Endpoint:
         from . import deploy, finetuning
 
+        if spec.engine not in (None, "auto"):  # before anything is created
+            raise SpecError(f"engine: {spec.engine} is the local endpoint's setting; an Azure endpoint serves with the "
+                            "model's own inference container. Remove engine from the deploy spec.", path="engine")
         if finetuning.is_serverless_model(self._ws(), model):
             endpoint = finetuning.deploy(self._ws(), model, spec, self.progress, self._owner_tags())
             self._serverless[endpoint.name] = True

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ... import defaults
-from ...errors import AzmlError, NotConnected
+from ...errors import AzmlError, NotConnected, SpecError
 from ...scoring import GenerationParams
 from ..base import ENDPOINT_KEY, ENDPOINT_LIMITS, ESTIMATE, LOCAL_WEIGHTS, OWNED_RESOURCES, REGISTERED_MODELS, TOKENIZER, TRACKING, ComputeInfo, Endpoint, JobRef, JobStatus, LogChunk, MetricPoint, ModelInfo, ModelRef, Tracking, Workspace
 from . import jobfiles
@@ -257,13 +257,33 @@ class LocalBackend:
     def deploy(self, model: ModelRef, spec) -> Endpoint:
         from . import endpoints
 
+        folder = self.model_dir(model)
+        server_args = ["--request-timeout", str(spec.request_timeout_ms / 1000), "--engine",
+                       self._engine_for(spec.engine or "auto", folder, model)]
+        if server_args[-1] == "vllm" and _is_adapter(folder):
+            server_args += ["--base-model-dir", self.model_folder(_adapter_base(folder))]
         name = spec.endpoint or defaults.default_endpoint_name()
         self._clients.drop(name)  # a redeploy gets a new port and key
         return endpoints.start_endpoint(
-            self._home(), name, self.model_dir(model), model_ref=f"{model.name}:{model.version}",
-            deployment=spec.deployment,
-            server_args=("--request-timeout", str(spec.request_timeout_ms / 1000)),
+            self._home(), name, folder, model_ref=f"{model.name}:{model.version}",
+            deployment=spec.deployment, server_args=tuple(server_args),
         )
+
+    @staticmethod
+    def _engine_for(requested: str, folder: Path, model: ModelRef) -> str:
+        """The endpoint's engine, decided here so that a refusal comes before any process starts."""
+        from .engines import EngineUnavailable, choose_engine
+
+        try:
+            engine = choose_engine(requested)
+        except EngineUnavailable as exc:
+            raise SpecError(f"cannot deploy with engine {requested}: {exc}.", path="engine") from None
+        if _is_adapter(folder) and engine != "vllm":
+            raise SpecError(
+                f"{model.name}:{model.version} is a LoRA adapter (fine-tuned with merge_lora_weights: false) and the "
+                f"{engine} engine serves merged models only: fine-tune with merge_lora_weights: true, or deploy it "
+                "with engine: vllm on a CUDA GPU.", path="engine")
+        return engine
 
     def get_endpoint(self, name: str) -> Endpoint:
         from . import endpoints
@@ -308,3 +328,17 @@ class LocalBackend:
 
         self._clients.drop(name)
         endpoints.stop_endpoint(self._home(), name)
+
+
+def _is_adapter(folder: Path) -> bool:
+    """A PEFT adapter folder (no weights of its own): what an unmerged LoRA fine-tune registers."""
+    return (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
+
+
+def _adapter_base(folder: Path) -> str:
+    import json
+
+    base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise SpecError(f"the adapter in {folder} names no base model (base_model_name_or_path in adapter_config.json).")
+    return base

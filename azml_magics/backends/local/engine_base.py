@@ -3,8 +3,9 @@
 The server talks to one engine through this small surface: ``encode`` a conversation, ``submit`` a
 :class:`Job` (its future resolves to a :class:`Generated`; ``job.cancel()`` frees its slot), ``decode``
 token ids, and the counters ``/health`` shows (``pending``, ``running``, ``batches``, ``sequences``,
-``largest_batch``, ``threads``). Two engines implement it: ``generator.Engine`` (our padded
-``model.generate`` batches) and ``continuous.ContinuousEngine`` (transformers' continuous batching).
+``largest_batch``, ``threads``). Three engines implement it: ``generator.Engine`` (our padded
+``model.generate`` batches), ``continuous.ContinuousEngine`` (transformers' continuous batching) and
+``vllm_engine.VllmEngine`` (vLLM, on a CUDA GPU).
 """
 
 from __future__ import annotations
@@ -74,14 +75,15 @@ class Job:
         )
 
 
-def stop_token_ids(tokenizer, model) -> list[int]:
-    """End-of-turn ids: the chat format's end marker first, then the tokenizer's and model's eos."""
+def stop_token_ids(tokenizer, generation_config) -> list[int]:
+    """End-of-turn ids: the chat format's end marker first, then the tokenizer's and the model's
+    (its ``generation_config``, which may be ``None``) eos."""
     ids: list[int] = []
     vocab = tokenizer.get_vocab()
     for token in END_OF_TURN:
         if token in vocab:
             ids.append(vocab[token])
-    extra = [tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)]
+    extra = [tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None)]
     for value in extra:
         for i in value if isinstance(value, list) else [value]:
             if i is not None and i not in ids:
@@ -99,22 +101,36 @@ def default_threads(model) -> int:
 
 
 class BaseEngine:
-    """Loads the model and tokenizer and does what both engines do alike; subclasses schedule."""
+    """Loads the tokenizer (and, for the engines that run the model in this process, the model) and
+    does what every engine does alike; subclasses schedule."""
 
     name = "base"
+    loads_model = True  # False for an engine that runs the model itself (vLLM)
 
     def __init__(self, model_dir: str, *, threads: int | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-        self.threads = threads or default_threads(self.model)
-        torch.set_num_threads(self.threads)
-        self.stop_ids = stop_token_ids(self.tokenizer, self.model)
+        if self.loads_model:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+            self.threads = threads or default_threads(self.model)
+            torch.set_num_threads(self.threads)
+            config, generation = self.model.config, self.model.generation_config
+        else:
+            self.model = None
+            self.threads = threads or 1
+            config = AutoConfig.from_pretrained(model_dir)
+            try:
+                generation = GenerationConfig.from_pretrained(model_dir)
+            except OSError:  # a folder without generation_config.json
+                generation = None
+        self.stop_ids = stop_token_ids(self.tokenizer, generation)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
-        self.context = getattr(self.model.config, "max_position_embeddings", None)
+        self.context = getattr(config.get_text_config(), "max_position_embeddings", None)
         self.batches = 0
         self.sequences = 0
         self.cancelled_rows = 0  # rows freed mid-generation because their client left (Stop)

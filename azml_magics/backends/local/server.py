@@ -386,8 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
                         help="transformers: continuous batching (default); batcher: padded generate batches; "
                              "vllm: needs the vllm extra and a GPU; auto: vllm where it can run, else transformers")
+    parser.add_argument("--base-model-dir", default=None,
+                        help="vllm: the base model folder of a LoRA adapter folder (served unmerged)")
+    parser.add_argument("--gpu-memory-share", type=float, default=None,
+                        help="vllm: share of the GPU's memory for weights and cache (default 0.85)")
     parser.add_argument("--max-batch", type=int, default=None,
-                        help="conversations generated together (default: 32 transformers, 8 batcher)")
+                        help="conversations generated together (default: 32 transformers, 8 batcher, 64 vllm)")
     parser.add_argument("--batch-window-ms", type=float, default=10.0, help="batcher: longest wait for a batch to fill")
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS_CAP, help="cap on tokens per reply")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
@@ -404,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("loading %s from %s", args.model_name, args.model_dir)
     try:
         engine = build_engine(args.engine, args.model_dir, max_batch=args.max_batch, window_ms=args.batch_window_ms,
-                              threads=args.threads)
+                              threads=args.threads, base_dir=args.base_model_dir,
+                              gpu_memory_share=args.gpu_memory_share)
     except EngineUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

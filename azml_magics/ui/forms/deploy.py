@@ -10,6 +10,7 @@ from ...defaults import ENDPOINT_PREFIX
 from ...display import Table
 from ...errors import AzmlError
 from ...spec import DEPLOY_KEYS, DeploySpec, check_deploy_dict
+from ...spec_local import ENGINES
 from .base import Form, _parse_number
 
 # VM sizes offered for inference (the user may type any other).
@@ -39,6 +40,9 @@ class DeployForm(Form):
         self.combo("instance_type", "VM size", d.instance_type, COMMON_INFERENCE_SIZES)
         self.text("instance_count", "instances", str(d.instance_count))
         self.text("request_timeout_ms", "request timeout (ms)", str(d.request_timeout_ms))
+        if getattr(getattr(session, "backend", None), "name", None) == "local":  # Azure has no engine choice
+            self.dropdown("engine", "engine", "auto", ENGINES,
+                          "auto: vllm with a CUDA GPU and the vllm extra, else transformers' continuous batching")
         self.deploy_button = widgets.Button(description="Deploy", button_style="primary", icon="cloud-upload")
         self.deploy_button.on_click(lambda _: self.deploy())
         self.widget = widgets.VBox([widgets.HTML("<b>Deploy</b>"), *[f.row for f in self.fields.values()],
