@@ -132,7 +132,11 @@ class VllmEngine(BaseEngine):
 
     # ------------------------------------------------------------------ requests
     def submit(self, job: Job) -> Future:
-        if not job.future.set_running_or_notify_cancel():
+        if not job.future.set_running_or_notify_cancel():  # its waiter gave up before it was handed over
+            job.emit(None)
+            return job.future
+        if job.cancelled:  # cancelled before it was submitted: never generated
+            job.future.set_exception(Cancelled())
             job.emit(None)
             return job.future
         rid = f"azml-{next(self._ids)}"
@@ -175,8 +179,10 @@ class VllmEngine(BaseEngine):
                     break
                 job.tokens.append(token)
                 job.emit(token)
-            if output.finished or job.stopped:
+            if output.finished:  # the stream ends after this output (left to end itself: no abort)
                 job.stopped = job.stopped or completion.finish_reason == "stop"
+            elif job.stopped:  # a stop token vLLM did not end on (it does): end the request here
+                await stream.aclose()
                 break
         self._end(job, None)
 
