@@ -58,10 +58,18 @@ class ContinuousEngine(BaseEngine):
     name = "transformers"
 
     def __init__(self, model_dir: str, *, max_batch: int = 32, threads: int | None = None,
-                 max_batch_tokens: int = MAX_BATCH_TOKENS, cache_tokens: int | None = None):
+                 max_batch_tokens: int = MAX_BATCH_TOKENS, cache_tokens: int | None = None,
+                 attention: str = "auto"):
         super().__init__(model_dir, threads=threads)
         import torch
         from transformers import ContinuousBatchingConfig, GenerationConfig
+
+        spans = attention == "spans" or (attention == "auto" and self.model.device.type == "cpu")
+        if spans:  # per-conversation attention on the CPU (see cb_attention)
+            from .cb_attention import use_spans_attention
+
+            use_spans_attention(self.model)
+        self.attention = self.model.config._attn_implementation
 
         self.max_batch = max(1, max_batch)
         self._stop_set = set(self.stop_ids)
@@ -72,6 +80,7 @@ class ContinuousEngine(BaseEngine):
         config = ContinuousBatchingConfig(
             page_size=PAGE_SIZE, num_blocks=cache_pages(self.model.config, self.max_batch, cache_tokens),
             max_batch_tokens=max_batch_tokens, max_requests_per_batch=self.max_batch, per_request_processors=True,
+            **({"max_blocks_per_request": 0} if spans else {}),  # no block table: spans need the index path
         )
         self.manager = self.model.init_continuous_batching(generation_config=settings,
                                                            continuous_batching_config=config)
