@@ -22,11 +22,14 @@ def _masked_reference(query, key, value, spans_q, spans_k, groups):
 
 
 @pytest.mark.parametrize("heads, kv_heads", [(4, 4), (8, 2)])
-def test_spans_match_one_masked_attention_over_the_step(heads, kv_heads):
+@pytest.mark.parametrize("q_lens, k_lens", [
+    ([7, 1, 3, 1], [7, 12, 10, 1]),  # a whole prompt, a decode step, a later chunk, a first token
+    ([1, 1, 1], [5, 17, 9]),  # decode steps only: the one padded SDPA
+])
+def test_spans_match_one_masked_attention_over_the_step(heads, kv_heads, q_lens, k_lens):
     from azml_magics.backends.local.cb_attention import spans_attention_forward
 
     torch.manual_seed(0)
-    q_lens, k_lens = [7, 1, 3, 1], [7, 12, 10, 1]  # a whole prompt, a decode step, a later chunk, a first token
     cq = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()])
     ck = torch.tensor([0, *torch.tensor(k_lens).cumsum(0).tolist()])
     query = torch.randn(1, heads, sum(q_lens), 16)
