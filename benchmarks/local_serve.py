@@ -11,7 +11,9 @@ On the built-in tiny model (built offline), with a real endpoint server process 
     --rounds rounds, alternating which goes first, and the median of the rounds' ratios.
 --model tiny (default: fixed costs show) or phi3 (the benchmarks' 28M Phi-3, bench_models.py, where
 compute dominates as on a real model; torch threads default to all cores there).
-Last line: local_serve: overhead=<endpoint/inproc - 1> concurrency_gain=<8 clients/sequential>
+  ceiling: in-process ``generate`` of one batch of 8 copies of the prompt against one row, the same
+    tokens each (no scheduling, no serving): the most any engine's concurrency gain can be here.
+Last line: local_serve: overhead=<endpoint/inproc - 1> concurrency_gain=<8 clients/sequential> ceiling=<batch/row>
 Targets: overhead <= 0.10, concurrency_gain >= 4 (raised from 2 with continuous batching, issue 18).
 
 Run: python benchmarks/local_serve.py [--model tiny|phi3] [--max-new-tokens 200] [--repeats 25] [--clients 8]
@@ -147,6 +149,19 @@ def main() -> None:
     finally:
         endpoints.stop_endpoint(home, "bench")
 
+    def lockstep(rows: int) -> float:
+        """Tokens/s of one in-process ``generate`` batch of ROWS copies of the prompt, every row the same
+        length: what the machine gives a batch of this size with no serving at all."""
+        batch = input_ids.repeat(rows, 1)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(batch, attention_mask=torch.ones_like(batch), max_new_tokens=args.max_new_tokens,
+                           min_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        return rows * args.max_new_tokens / (time.perf_counter() - started)
+
+    lockstep(1), lockstep(args.clients)
+    ceiling = statistics.median(lockstep(args.clients) / lockstep(1) for _ in range(args.rounds))
+
     label = "azml-tiny-phi3" if args.model == "tiny" else "bench phi3"
     print(f"model: {label} ({sum(p.numel() for p in model.parameters()):,} parameters), torch threads {threads}, "
           f"prompt {input_ids.shape[1]} tokens, max_new_tokens {args.max_new_tokens}")
@@ -157,7 +172,9 @@ def main() -> None:
           f"{args.clients} clients {conc_rate:.0f} tokens/s; engine {health.get('engine', '?')}, largest batch "
           f"{health['largest_batch']}, conversations per busy period over the rounds "
           f"{(health['sequences'] - before['sequences']) / max(1, health['batches'] - before['batches']):.1f}")
-    print(f"local_serve: overhead={overhead:.3f} concurrency_gain={gain:.2f}")
+    print(f"ceiling: in-process generate, one batch of {args.clients} against one row, the same tokens each: "
+          f"{ceiling:.2f}x (no engine's concurrency gain can pass what the machine gives a batch)")
+    print(f"local_serve: overhead={overhead:.3f} concurrency_gain={gain:.2f} ceiling={ceiling:.2f}")
 
 
 if __name__ == "__main__":
