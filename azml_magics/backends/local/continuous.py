@@ -27,7 +27,7 @@ import math
 import threading
 from concurrent.futures import Future
 
-from .cb_warpers import use_row_top_p
+from .cb_warpers import use_fast_sampling, use_row_top_p
 from .engine_base import BaseEngine, Cancelled, Job
 
 log = logging.getLogger("azml_magics.endpoint")
@@ -85,6 +85,7 @@ class ContinuousEngine(BaseEngine):
         self.manager = self.model.init_continuous_batching(generation_config=settings,
                                                            continuous_batching_config=config)
         self.row_top_p = use_row_top_p(self.manager)
+        self.fast_sampling = use_fast_sampling(self.manager)
         with torch.inference_mode():
             self.manager.start()
         self._lock = threading.RLock()

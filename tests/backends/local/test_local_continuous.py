@@ -144,3 +144,50 @@ def test_row_wise_top_p_gives_the_librarys_scores_and_skips_rows_that_keep_every
         assert torch.equal(got, expected), top_p
         removed = torch.isinf(got).sum(dim=1)
         assert [bool(n) for n in removed] == [p < 1.0 for p in top_p]  # not vacuous: nucleus rows lose tokens
+    for shape_seed in range(300):  # random sizes, spreads and top_p per row: the same cut every time
+        g = torch.Generator().manual_seed(shape_seed)
+        rows, vocab = int(torch.randint(1, 9, (), generator=g)), int(torch.randint(2, 1200, (), generator=g))
+        scores = torch.randn(rows, vocab, generator=g) * float(torch.rand((), generator=g) * 5)
+        arg = torch.rand(rows, generator=g).view(torch.int32)
+        assert torch.equal(ours(scores.clone(), arg), library(scores.clone(), arg)), shape_seed
+
+
+def test_top_p_keeps_every_token_tied_at_the_cut():
+    """Where tokens tie exactly at the smallest kept value, the library's unstable sort keeps some of
+    them; ours keeps all of them, and nothing else changes."""
+    import torch
+
+    from azml_magics.backends.local.cb_warpers import nucleus_scores
+
+    probs = torch.tensor([[0.4, 0.2, 0.2, 0.1, 0.1]])  # top_p 0.5: 0.4 and one of the 0.2s would do
+    scores = probs.log()
+    kept = torch.isfinite(nucleus_scores(scores, torch.tensor([0.5])))
+    assert kept.tolist() == [[True, True, True, False, False]]
+    kept = torch.isfinite(nucleus_scores(scores, torch.tensor([0.3])))
+    assert kept.tolist() == [[True, False, False, False, False]]
+
+
+def test_inverse_cdf_sampling_draws_in_proportion_and_never_a_removed_token():
+    import torch
+
+    from azml_magics.backends.local.cb_warpers import inverse_cdf_sample
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(4, 1)
+    probs[3] = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # a one-hot row (a greedy request) and zeros at the end
+    draws = torch.cat([inverse_cdf_sample(probs) for _ in range(20_000)], dim=1)  # [4, 20000]
+    assert set(draws[3].tolist()) == {5}
+    counts = torch.bincount(draws[:3].flatten(), minlength=6).float() / draws[:3].numel()
+    assert counts[[0, 2, 5]].sum() == 0  # probability 0: never drawn
+    assert torch.allclose(counts[[1, 3, 4]], torch.tensor([0.5, 0.3, 0.2]), atol=0.01)
+    unnormalised = torch.tensor([[2.0, 0.0, 6.0]])  # proportional, like multinomial
+    share = torch.cat([inverse_cdf_sample(unnormalised) for _ in range(8_000)]).float().mean() / 2
+    assert abs(float(share) - 0.75) < 0.02
+
+
+def test_the_engine_samples_by_inverse_cdf_on_the_cpu(engine):
+    """The runner the manager built in its thread has cb_warpers' sampler; the sampled requests of the
+    tests above ran through it."""
+    assert engine.fast_sampling
+    runner = engine.manager.batch_processor.model_runner
+    assert getattr(runner._sample, "func", None).__name__ == "_sample_rows"
