@@ -25,10 +25,8 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_models import build_phi3, parameters  # noqa: E402
-from serve_engines import Server, prompts, run_cell  # noqa: E402
+from serve_engines import Server, prompts, run_cell, start_process_server  # noqa: E402
 
 GPU_SHAPE = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=24, num_attention_heads=16,
                  num_key_value_heads=16, max_position_embeddings=4096)
@@ -67,35 +65,11 @@ def start_ours(home: Path, folder: Path, share: float) -> Server:
 
 
 def start_vllm(folder: Path, share: float, log: Path) -> Server:
-    import httpx
-
     from azml_magics.backends.local.endpoints import free_port
 
     port = free_port()
-    proc = subprocess.Popen(vllm_command(folder, port, share), stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vllm serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        raise RuntimeError("vllm serve did not answer /health within 600 s")
-
-    def stop():
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    return Server("vllm", f"http://127.0.0.1:{port}/v1", None, str(folder), stop)
+    return start_process_server("vllm serve", vllm_command(folder, port, share), port, log,
+                                {**os.environ, "HF_HUB_OFFLINE": "1"}, str(folder), wait_s=600, stop_s=20)
 
 
 def main() -> None:

@@ -65,8 +65,40 @@ def start_ours(home: Path, name: str, folder: Path, threads: int, engine: str) -
                   lambda: endpoints.stop_endpoint(home, name))
 
 
-def start_transformers(folder: Path, threads: int, log: Path) -> Server:
+def start_process_server(label: str, cmd: list[str], port: int, log: Path, env: dict, model: str,
+                         *, wait_s: float = 180, stop_s: float = 10) -> Server:
+    """Start another project's OpenAI-compatible server (its output to LOG), wait for its /health, and
+    return it with a stop that ends the process we started (by its handle, never by name)."""
     import httpx
+
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{label} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{label} did not answer /health within {wait_s:.0f} s")
+
+    def stop():
+        proc.terminate()
+        try:
+            proc.wait(stop_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    return Server(label.split()[0], f"http://127.0.0.1:{port}/v1", None, model, stop)
+
+
+def start_transformers(folder: Path, threads: int, log: Path) -> Server:
     from transformers import AutoConfig
 
     from azml_magics.backends.local.endpoints import free_port
@@ -80,31 +112,10 @@ def start_transformers(folder: Path, threads: int, log: Path) -> Server:
     cmd = [str(exe), "serve", str(folder), "--continuous-batching", "--host", "127.0.0.1", "--port", str(port),
            "--device", "cpu", "--cb-block-size", str(PAGE_SIZE), "--cb-num-blocks", str(pages),
            "--cb-max-batch-tokens", str(MAX_BATCH_TOKENS)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"transformers serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        raise RuntimeError("transformers serve did not answer /health within 180 s")
+    server = start_process_server("transformers serve", cmd, port, log, {**os.environ, "OMP_NUM_THREADS": str(threads)},
+                                  str(folder))
     print(f"  transformers serve: {pages} pages of {PAGE_SIZE} tokens ({pages * bytes_per_page / 2**20:.0f} MiB)")
-
-    def stop():
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    return Server("transformers", f"http://127.0.0.1:{port}/v1", None, str(folder), stop)
+    return server
 
 
 def ours_pages(folder: Path) -> int:

@@ -255,12 +255,12 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ endpoints
     def deploy(self, model: ModelRef, spec) -> Endpoint:
-        from . import endpoints
+        from . import endpoints, registry
 
         folder = self.model_dir(model)
         server_args = ["--request-timeout", str(spec.request_timeout_ms / 1000), "--engine",
                        self._engine_for(spec.engine or "auto", folder, model)]
-        if server_args[-1] == "vllm" and _is_adapter(folder):
+        if server_args[-1] == "vllm" and registry.is_adapter_folder(folder):
             server_args += ["--base-model-dir", self.model_folder(_adapter_base(folder))]
         name = spec.endpoint or defaults.default_endpoint_name()
         self._clients.drop(name)  # a redeploy gets a new port and key
@@ -272,13 +272,14 @@ class LocalBackend:
     @staticmethod
     def _engine_for(requested: str, folder: Path, model: ModelRef) -> str:
         """The endpoint's engine, decided here so that a refusal comes before any process starts."""
+        from . import registry
         from .engines import EngineUnavailable, choose_engine
 
         try:
             engine = choose_engine(requested)
         except EngineUnavailable as exc:
             raise SpecError(f"cannot deploy with engine {requested}: {exc}.", path="engine") from None
-        if _is_adapter(folder) and engine != "vllm":
+        if registry.is_adapter_folder(folder) and engine != "vllm":
             raise SpecError(
                 f"{model.name}:{model.version} is a LoRA adapter (fine-tuned with merge_lora_weights: false) and the "
                 f"{engine} engine serves merged models only: fine-tune with merge_lora_weights: true, or deploy it "
@@ -328,11 +329,6 @@ class LocalBackend:
 
         self._clients.drop(name)
         endpoints.stop_endpoint(self._home(), name)
-
-
-def _is_adapter(folder: Path) -> bool:
-    """A PEFT adapter folder (no weights of its own): what an unmerged LoRA fine-tune registers."""
-    return (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
 
 
 def _adapter_base(folder: Path) -> str:

@@ -210,7 +210,9 @@ def start_endpoint(
     """
     check_endpoint_name(name)
     model_dir = Path(model_dir).expanduser().resolve()
-    adapter_on_base = "--base-model-dir" in server_args and (model_dir / "adapter_config.json").is_file()
+    from .registry import is_adapter_folder
+
+    adapter_on_base = "--base-model-dir" in server_args and is_adapter_folder(model_dir)
     if not (model_dir / "config.json").is_file() and not adapter_on_base:
         raise AzmlError(f"cannot serve {model_dir}: it is not a Hugging Face model folder (no config.json).")
     from ...state import home_lock

@@ -132,6 +132,12 @@ def hf_model_dir(model_uri_or_path: str | Path, home: Path | str | None = None) 
     return folder
 
 
+def is_adapter_folder(folder: Path) -> bool:
+    """A PEFT adapter folder (no weights of its own): what an unmerged LoRA fine-tune registers. The
+    kernel asks it to choose how to serve; the server process, to accept a folder without config.json."""
+    return (Path(folder) / "adapter_config.json").is_file() and not (Path(folder) / "config.json").is_file()
+
+
 # ----------------------------------------------------------------------------- registry
 def default_name(base_model: str) -> str:
     """The notebook's naming: ``<model>-ultrachat-200k``."""
