@@ -68,7 +68,7 @@ def start_vllm(folder: Path, share: float, log: Path) -> Server:
     from azml_magics.backends.local.endpoints import free_port
 
     port = free_port()
-    return start_process_server("vllm serve", vllm_command(folder, port, share), port, log,
+    return start_process_server("vllm", vllm_command(folder, port, share), port, log,
                                 {**os.environ, "HF_HUB_OFFLINE": "1"}, str(folder), wait_s=600, stop_s=20)
 
 

@@ -65,17 +65,17 @@ def start_ours(home: Path, name: str, folder: Path, threads: int, engine: str) -
                   lambda: endpoints.stop_endpoint(home, name))
 
 
-def start_process_server(label: str, cmd: list[str], port: int, log: Path, env: dict, model: str,
+def start_process_server(name: str, cmd: list[str], port: int, log: Path, env: dict, model: str,
                          *, wait_s: float = 180, stop_s: float = 10) -> Server:
-    """Start another project's OpenAI-compatible server (its output to LOG), wait for its /health, and
-    return it with a stop that ends the process we started (by its handle, never by name)."""
+    """Start another project's OpenAI-compatible server (``<name> serve``, its output to LOG), wait for
+    its /health, and return it with a stop that ends the process we started (by its handle, never by name)."""
     import httpx
 
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{label} exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} serve exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                 break
@@ -85,7 +85,7 @@ def start_process_server(label: str, cmd: list[str], port: int, log: Path, env: 
     else:
         proc.kill()
         proc.wait()
-        raise RuntimeError(f"{label} did not answer /health within {wait_s:.0f} s")
+        raise RuntimeError(f"{name} serve did not answer /health within {wait_s:.0f} s")
 
     def stop():
         proc.terminate()
@@ -95,7 +95,7 @@ def start_process_server(label: str, cmd: list[str], port: int, log: Path, env: 
             proc.kill()
             proc.wait()
 
-    return Server(label.split()[0], f"http://127.0.0.1:{port}/v1", None, model, stop)
+    return Server(name, f"http://127.0.0.1:{port}/v1", None, model, stop)
 
 
 def start_transformers(folder: Path, threads: int, log: Path) -> Server:
@@ -112,7 +112,7 @@ def start_transformers(folder: Path, threads: int, log: Path) -> Server:
     cmd = [str(exe), "serve", str(folder), "--continuous-batching", "--host", "127.0.0.1", "--port", str(port),
            "--device", "cpu", "--cb-block-size", str(PAGE_SIZE), "--cb-num-blocks", str(pages),
            "--cb-max-batch-tokens", str(MAX_BATCH_TOKENS)]
-    server = start_process_server("transformers serve", cmd, port, log, {**os.environ, "OMP_NUM_THREADS": str(threads)},
+    server = start_process_server("transformers", cmd, port, log, {**os.environ, "OMP_NUM_THREADS": str(threads)},
                                   str(folder))
     print(f"  transformers serve: {pages} pages of {PAGE_SIZE} tokens ({pages * bytes_per_page / 2**20:.0f} MiB)")
     return server

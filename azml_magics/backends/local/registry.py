@@ -135,7 +135,8 @@ def hf_model_dir(model_uri_or_path: str | Path, home: Path | str | None = None) 
 def is_adapter_folder(folder: Path) -> bool:
     """A PEFT adapter folder (no weights of its own): what an unmerged LoRA fine-tune registers. The
     kernel asks it to choose how to serve; the server process, to accept a folder without config.json."""
-    return (Path(folder) / "adapter_config.json").is_file() and not (Path(folder) / "config.json").is_file()
+    folder = Path(folder)
+    return (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
 
 
 # ----------------------------------------------------------------------------- registry

@@ -173,15 +173,15 @@ def test_inverse_cdf_sampling_draws_in_proportion_and_never_a_removed_token():
     from azml_magics.backends.local.cb_warpers import inverse_cdf_sample
 
     torch.manual_seed(0)
-    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(4, 1)
-    probs[3] = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # a one-hot row (a greedy request) and zeros at the end
-    draws = torch.cat([inverse_cdf_sample(probs) for _ in range(20_000)], dim=1)  # [4, 20000]
-    assert set(draws[3].tolist()) == {5}
-    counts = torch.bincount(draws[:3].flatten(), minlength=6).float() / draws[:3].numel()
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(60_000, 1)
+    probs[-20_000:] = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # one-hot rows (greedy requests), zeros at the end
+    draws = inverse_cdf_sample(probs).squeeze(-1)
+    assert set(draws[-20_000:].tolist()) == {5}
+    counts = torch.bincount(draws[:-20_000], minlength=6).float() / 40_000
     assert counts[[0, 2, 5]].sum() == 0  # probability 0: never drawn
     assert torch.allclose(counts[[1, 3, 4]], torch.tensor([0.5, 0.3, 0.2]), atol=0.01)
-    unnormalised = torch.tensor([[2.0, 0.0, 6.0]])  # proportional, like multinomial
-    share = torch.cat([inverse_cdf_sample(unnormalised) for _ in range(8_000)]).float().mean() / 2
+    unnormalised = torch.tensor([[2.0, 0.0, 6.0]]).repeat(8_000, 1)  # proportional, like multinomial
+    share = inverse_cdf_sample(unnormalised).float().mean() / 2
     assert abs(float(share) - 0.75) < 0.02
 
 
